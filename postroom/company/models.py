@@ -1,0 +1,98 @@
+"""Company master: the SMTP Server Information tab, the ePOD credentials, the sender identity.
+
+There is one company per Postroom install, stored as the row with pk=1. Secrets are kept
+only as Fernet tokens (see postroom.core.secrets); the plaintext never reaches a model field.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class TlsMode(models.TextChoices):
+    # "auto" follows the seed's Y/N: Y = TLS required (implicit on 465, STARTTLS elsewhere),
+    # N = STARTTLS when offered, otherwise plain text.
+    AUTO = "auto", "Automatic (from port and Secure Connection Required)"
+    STARTTLS = "starttls", "STARTTLS required"
+    IMPLICIT = "implicit", "Implicit TLS (SMTPS)"
+    NONE = "none", "None (plain text)"
+
+
+class AuthMethod(models.TextChoices):
+    AUTO = "auto", "Automatic (best offered)"
+    PLAIN = "PLAIN", "PLAIN"
+    LOGIN = "LOGIN", "LOGIN"
+
+
+class Company(models.Model):
+    name = models.CharField(max_length=200, blank=True)
+    sender_email = models.CharField("company email address", max_length=254, blank=True)
+    sender_name = models.CharField("company sender name", max_length=200, blank=True)
+
+    # The seed page's fields, with its names.
+    smtp_host = models.CharField("SMTP Server Address", max_length=253, blank=True)
+    smtp_port = models.PositiveIntegerField("SMTP Communication Port", null=True, blank=True)
+    smtp_login = models.CharField("SMTP Authentication Login", max_length=254, blank=True)
+    smtp_password_encrypted = models.TextField(blank=True, editable=False)
+    smtp_secure_required = models.BooleanField("SMTP Secure Connection Required", default=True)
+    epod_username = models.CharField("ePOD API Username", max_length=254, blank=True)
+    epod_password_encrypted = models.TextField(blank=True, editable=False)
+
+    # Advanced.
+    smtp_preset = models.CharField("provider preset", max_length=40, blank=True)
+    smtp_tls_mode = models.CharField(
+        "TLS mode", max_length=10, choices=TlsMode.choices, default=TlsMode.AUTO
+    )
+    smtp_ca_certificate = models.TextField("custom CA certificate (PEM)", blank=True)
+    smtp_helo_name = models.CharField("HELO name", max_length=253, blank=True)
+    smtp_auth_method = models.CharField(
+        "authentication method", max_length=10, choices=AuthMethod.choices, default=AuthMethod.AUTO
+    )
+    # RFC 5321 §4.5.3.2 recommends these minimums for a client.
+    smtp_timeout_connect = models.PositiveIntegerField("connect timeout (s)", default=30)
+    smtp_timeout_command = models.PositiveIntegerField("command timeout (s)", default=300)
+    smtp_timeout_data = models.PositiveIntegerField("end of data timeout (s)", default=600)
+
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "companies"
+
+    def __str__(self) -> str:
+        return self.name or "Company"
+
+    @property
+    def has_smtp_password(self) -> bool:
+        return bool(self.smtp_password_encrypted)
+
+    @property
+    def has_epod_password(self) -> bool:
+        return bool(self.epod_password_encrypted)
+
+    @property
+    def is_smtp_configured(self) -> bool:
+        return bool(self.smtp_host and self.smtp_port)
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when. Secret fields are recorded as "changed", never their value."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=60)
+    subject = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.subject}"

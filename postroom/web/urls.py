@@ -1,0 +1,28 @@
+"""Pages. Each area keeps its views and routes in one module under postroom/web/views/."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(success_url="/account/password/done/"),
+        name="password_change",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("", include("postroom.web.views.dashboard")),
+    path("company/", include("postroom.web.views.company")),
+    path("company/smtp/", include("postroom.web.views.smtp_check")),
+    path("", include("postroom.web.views.users")),
+    path("audit/", include("postroom.web.views.audit")),
+]
