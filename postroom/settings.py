@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "postroom.core",
     "postroom.accounts",
     "postroom.company",
+    "postroom.outbox",
+    "postroom.inbox",
     "postroom.web",
 ]
 
@@ -83,6 +85,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, so tests can run real worker processes against the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-postroom.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -128,3 +132,13 @@ LOGGING = {
 
 POSTROOM_HTTP_HOST = env.env_str("HTTP_HOST", "127.0.0.1")
 POSTROOM_HTTP_PORT = env.env_int("HTTP_PORT", 8000)
+
+# Outbox and delivery; docs/configuration.md says what each one means.
+POSTROOM_RETRY_FIRST_SECONDS = env.env_int("RETRY_FIRST_SECONDS", 300)
+POSTROOM_RETRY_MAX_SECONDS = env.env_int("RETRY_MAX_SECONDS", 4000)
+POSTROOM_RETRY_GIVE_UP_SECONDS = env.env_int("RETRY_GIVE_UP_SECONDS", 5 * 24 * 3600)
+POSTROOM_MAX_MESSAGE_BYTES = env.env_int("MAX_MESSAGE_BYTES", 25 * 1024 * 1024)
+POSTROOM_WORKER_LEASE_SECONDS = env.env_int("WORKER_LEASE_SECONDS", 600)
+POSTROOM_WORKER_BATCH = env.env_int("WORKER_BATCH", 200)
+POSTROOM_CAPTURE_HOST = env.env_str("CAPTURE_HOST", "127.0.0.1")
+POSTROOM_CAPTURE_PORT = env.env_int("CAPTURE_PORT", 8025)

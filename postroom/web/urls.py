@@ -25,4 +25,6 @@ urlpatterns = [
     path("company/smtp/", include("postroom.web.views.smtp_check")),
     path("", include("postroom.web.views.users")),
     path("audit/", include("postroom.web.views.audit")),
+    path("outbox/", include("postroom.web.views.outbox")),
+    path("inbox/", include("postroom.web.views.inbox")),
 ]

@@ -1,0 +1,39 @@
+# Postroom: `make run` starts it, `make test` runs every test. See README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint check-python clean
+
+run: $(VENV)/.installed-run
+	$(BIN)/postroom run
+
+test: $(VENV)/.installed-dev
+	bash scripts/test-prereqs
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check postroom tests bench
+	$(BIN)/ruff format --check postroom tests bench
+	$(BIN)/mypy postroom
+
+check-python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Postroom needs Python 3.11 or newer"' \
+	  || { echo "Postroom needs python3 >= 3.11 (found: $$($(PYTHON) --version 2>&1))."; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null \
+	  || { echo "python3 cannot create virtual environments: install python3-venv (apt-get install python3-venv)."; exit 1; }
+
+$(VENV)/.created: | check-python
+	$(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(VENV)/.installed-run: pyproject.toml $(VENV)/.created
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.created
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@ $(VENV)/.installed-run
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

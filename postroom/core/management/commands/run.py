@@ -1,0 +1,106 @@
+"""`postroom run`: everything a local install needs, in one command.
+
+Migrates the database, refuses to start when the stored secrets cannot be decrypted,
+creates the first administrator (printing a one-time password), then runs three things in
+one process: the capture inbox (an SMTP server on loopback), the outbox worker (its own
+thread and event loop) and the web server (this thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from postroom.accounts.services import user_ensure_first_admin
+from postroom.company.services import company_verify_secrets
+from postroom.core.errors import SecretKeyError
+from postroom.inbox.server import CaptureServer
+from postroom.outbox.worker import WorkerOptions, default_worker_name, run_worker
+
+
+class Command(BaseCommand):
+    help = "Start Postroom: migrate, create the first administrator, serve pages, send mail."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=settings.POSTROOM_HTTP_HOST)
+        parser.add_argument("--port", type=int, default=settings.POSTROOM_HTTP_PORT)
+        parser.add_argument("--threads", type=int, default=8, help="web server threads")
+        parser.add_argument("--no-worker", action="store_true", help="do not send mail")
+
+    def handle(
+        self, *args: Any, host: str, port: int, threads: int, no_worker: bool, **options: Any
+    ) -> None:
+        from waitress import serve
+
+        from postroom.wsgi import application
+
+        call_command("migrate", interactive=False, verbosity=0)
+        try:
+            company_verify_secrets()
+        except SecretKeyError as error:
+            raise CommandError(error.message) from None
+
+        capture = CaptureServer(settings.POSTROOM_CAPTURE_HOST, settings.POSTROOM_CAPTURE_PORT)
+        capture.start()
+        worker = None if no_worker else _WorkerThread()
+        if worker:
+            worker.start()
+
+        url = f"http://{host}:{port}/"
+        self.stdout.write(f"Postroom is running on {url}")
+        self.stdout.write(f"  data directory: {settings.DATA_DIR}")
+        self.stdout.write(
+            f"  capture inbox (sandbox SMTP): {settings.POSTROOM_CAPTURE_HOST}:"
+            f"{settings.POSTROOM_CAPTURE_PORT}"
+        )
+        self.stdout.write(f"  outbox worker: {'off' if worker is None else 'on'}")
+        first_admin = user_ensure_first_admin()
+        if first_admin is not None:
+            user, password = first_admin
+            self.stdout.write(
+                self.style.WARNING(
+                    "\nFirst run: an administrator was created.\n"
+                    f"  Log in at {url}login/ as '{user.username}' with password: {password}\n"
+                    "  This password is shown only once: change it under your name > "
+                    "Change password.\n"
+                )
+            )
+        else:
+            self.stdout.write(f"Log in at {url}login/ (`postroom createadmin` adds an admin).")
+        self.stdout.write("Press Ctrl+C to stop.")
+        try:
+            serve(application, host=host, port=port, threads=threads, ident="Postroom")
+        finally:
+            if worker:
+                worker.stop()
+            capture.stop()
+
+
+class _WorkerThread(threading.Thread):
+    """The outbox worker on its own event loop, so the web server's threads never block it."""
+
+    def __init__(self) -> None:
+        super().__init__(name="postroom-worker", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    def run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop_event = asyncio.Event()
+            self._ready.set()
+            await run_worker(WorkerOptions(name=default_worker_name()), stop=self._stop_event)
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        self._ready.wait(timeout=5)
+        if self._loop is not None and self._stop_event is not None:
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+        self.join(timeout=30)

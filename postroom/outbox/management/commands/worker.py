@@ -1,0 +1,43 @@
+"""`postroom worker`: deliver the outbox. Stops gracefully on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from postroom.outbox.worker import WorkerOptions, default_worker_name, run_worker
+
+
+class Command(BaseCommand):
+    help = "Deliver queued mail. Run one per host on PostgreSQL; one in all on SQLite."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", default=default_worker_name())
+        parser.add_argument("--concurrency", type=int, default=8, help="SMTP connections")
+        parser.add_argument("--batch", type=int, default=200, help="messages claimed at once")
+
+    def handle(self, *args: Any, name: str, concurrency: int, batch: int, **options: Any) -> None:
+        worker_options = WorkerOptions(name=name, batch_size=batch, concurrency=concurrency)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            await run_worker(worker_options, stop=stop)
+
+        self.stdout.write(f"Worker {name} started ({concurrency} connections).")
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(main())
+        self.stdout.write(f"Worker {name} stopped.")
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

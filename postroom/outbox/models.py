@@ -1,0 +1,209 @@
+"""The durable outbox: every email of every feature is a row here before it is anything else.
+
+A message is stored as the exact RFC 5322 bytes that will be sent (`raw`), or, for bulk mail,
+as an immutable `BulkTemplate` plus this recipient's data, which render those bytes
+deterministically. Status lives per recipient; the message status summarises them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Lane(models.TextChoices):
+    # A person or an API call waiting for their email must never queue behind a campaign.
+    TRANSACTIONAL = "transactional", "Transactional"
+    BULK = "bulk", "Bulk"
+
+
+LANE_PRIORITY = {Lane.TRANSACTIONAL: 0, Lane.BULK: 1}
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    PARTIAL = "partial", "Partly sent"  # finished: some recipients sent, others failed
+    DEFERRED = "deferred", "Deferred"
+    UNCERTAIN = "uncertain", "Uncertain"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Statuses in which a message still has work for a worker. A "sending" row whose lease ran
+# out belongs to a worker that died: it is claimable again. "uncertain" is final: the one
+# retry an uncertain delivery gets is scheduled as "deferred".
+ACTIVE_MESSAGE_STATUSES = (
+    MessageStatus.QUEUED,
+    MessageStatus.SENDING,
+    MessageStatus.DEFERRED,
+)
+
+
+class RecipientStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DEFERRED = "deferred", "Deferred"
+    UNCERTAIN = "uncertain", "Uncertain"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+PENDING_RECIPIENT_STATUSES = (
+    RecipientStatus.QUEUED,
+    RecipientStatus.SENDING,
+    RecipientStatus.DEFERRED,
+)
+
+
+class RecipientKind(models.TextChoices):
+    TO = "to", "To"
+    CC = "cc", "Cc"
+    BCC = "bcc", "Bcc"
+
+
+class Classification(models.TextChoices):
+    SUCCESS = "success", "Success"
+    TEMPORARY = "temporary", "Temporary failure"
+    PERMANENT = "permanent", "Permanent failure"
+    # The connection dropped after the final "." and before the reply: the server may have it.
+    UNCERTAIN = "uncertain", "Uncertain"
+    # Our side is wrong (bad password, sender refused, TLS impossible): fixing settings helps.
+    CONFIG = "config", "Configuration problem"
+
+
+class Source(models.TextChoices):
+    COMPOSE = "compose", "Contact Email"
+    API = "api", "HTTP API"
+    DJANGO = "django", "send_mail"
+    CLI = "cli", "Command line"
+    SMTP = "smtp", "SMTP listener"
+    CAMPAIGN = "campaign", "Campaign"
+    REPORT = "report", "Report"
+    TEST = "test", "Test email"
+
+
+class BulkTemplate(models.Model):
+    """An immutable template version: a bulk message stores this plus its recipient's data.
+
+    Never updated after creation (a changed template is a new row, found by content hash),
+    so the bytes a queued message renders to cannot change under it.
+    """
+
+    content_hash = models.CharField(max_length=64, unique=True)
+    from_header = models.CharField(max_length=500)
+    reply_to = models.CharField(max_length=500, blank=True)
+    subject = models.TextField()
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Message(models.Model):
+    message_id = models.CharField(max_length=250, unique=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    lane = models.CharField(max_length=16, choices=Lane.choices, default=Lane.TRANSACTIONAL)
+    priority = models.PositiveSmallIntegerField(default=0)  # LANE_PRIORITY of the lane
+    status = models.CharField(
+        max_length=12, choices=MessageStatus.choices, default=MessageStatus.QUEUED
+    )
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.API)
+
+    envelope_from = models.CharField(max_length=320)
+    from_header = models.CharField(max_length=500)
+    subject = models.TextField(blank=True)
+    sender_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    raw = models.BinaryField(null=True, blank=True)
+    bulk_template = models.ForeignKey(
+        BulkTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    bulk_data = models.JSONField(null=True, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    needs_smtputf8 = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    not_before_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    # When a worker may take the message next: not_before_at, a retry time, or, while a
+    # worker holds it, the end of its lease (so a dead worker's messages come back).
+    next_attempt_at = models.DateTimeField()
+    attempt_count = models.PositiveIntegerField(default=0)
+    claimed_by = models.CharField(max_length=120, blank=True)
+    claim_token = models.CharField(max_length=36, blank=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["priority", "next_attempt_at"],
+                name="outbox_message_due",
+                condition=models.Q(status__in=ACTIVE_MESSAGE_STATUSES),
+            ),
+            models.Index(fields=["status", "created_at"], name="outbox_message_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} ({self.status})"
+
+
+class Recipient(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="recipients")
+    address = models.CharField(max_length=320)
+    kind = models.CharField(max_length=3, choices=RecipientKind.choices, default=RecipientKind.TO)
+    status = models.CharField(
+        max_length=12, choices=RecipientStatus.choices, default=RecipientStatus.QUEUED
+    )
+    attempt_count = models.PositiveIntegerField(default=0)
+    uncertain_count = models.PositiveSmallIntegerField(default=0)
+    last_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_enhanced_code = models.CharField(max_length=16, blank=True)
+    last_text = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["address"], name="outbox_recipient_address")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.status})"
+
+
+class Attempt(models.Model):
+    """One delivery attempt's outcome for one recipient (or for the whole message)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts")
+    recipient = models.ForeignKey(
+        Recipient, null=True, blank=True, on_delete=models.CASCADE, related_name="attempts"
+    )
+    at = models.DateTimeField()
+    server = models.CharField(max_length=300)
+    worker = models.CharField(max_length=120, blank=True)
+    stage = models.CharField(max_length=16)  # connect, tls, auth, mail, rcpt, data, end_of_data
+    code = models.PositiveSmallIntegerField(null=True, blank=True)
+    enhanced_code = models.CharField(max_length=16, blank=True)
+    text = models.TextField(blank=True)
+    classification = models.CharField(max_length=12, choices=Classification.choices)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class ServerPause(models.Model):
+    """A server whose sending stopped because our side is wrong (bad password, refused sender).
+
+    Burning the whole queue against a 535 helps no one: the worker pauses the server and the
+    administrator resumes it after fixing the settings.
+    """
+
+    server = models.CharField(max_length=300, unique=True)
+    paused_at = models.DateTimeField()
+    code = models.PositiveSmallIntegerField(null=True, blank=True)
+    reason = models.TextField()

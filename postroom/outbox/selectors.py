@@ -1,0 +1,279 @@
+"""The outbox's read side: what the Outbox pages (and later the API) show.
+
+Who sees what: administrators see every message; everyone else sees the messages they sent
+themselves (`sender_user`), so a salesperson can follow their own mail without reading the
+whole company's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import Message as ParsedMessage
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import default as default_policy
+from typing import Any
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from postroom.core.errors import NotFoundError, PermissionDeniedError
+from postroom.outbox.models import Attempt, Message, MessageStatus, Recipient, ServerPause
+
+# A page of 50 rows reads comfortably and keeps the query and the HTML small.
+MESSAGES_PER_PAGE = 50
+# The list shows the first few recipients of each message and "+N" for the rest: a message
+# to 10,000 addresses must not load them all to draw one table cell.
+LISTED_RECIPIENTS = 3
+# A message to hundreds of recipients retried for five days has tens of thousands of attempts;
+# the page shows the newest ones and says how many there are.
+SHOWN_ATTEMPTS = 500
+# Parsing the MIME structure to list the parts is cheap for ordinary mail; above this size
+# (a quarter of the default 25 MB message limit) the page shows headers only.
+PARTS_PARSE_MAX_BYTES = 6 * 1024 * 1024
+
+SUMMARY_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID")
+
+
+def user_sees_all_messages(*, user: Any) -> bool:
+    return bool(getattr(user, "is_administrator", False))
+
+
+def message_can_act(*, user: Any, message: Message) -> bool:
+    """Whether `user` may see, retry and cancel `message`: administrators and its sender."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user_sees_all_messages(user=user) or message.sender_user_id == user.pk
+
+
+def _visible_to(user: Any) -> QuerySet[Message]:
+    messages = Message.objects.all()
+    if user_sees_all_messages(user=user):
+        return messages
+    return messages.filter(sender_user_id=user.pk)
+
+
+@dataclass(frozen=True)
+class MessageFilters:
+    status: str = ""
+    lane: str = ""
+    sender: str = ""  # part of the From address or header
+    recipient: str = ""  # part of any recipient's address
+    created_from: dt.date | None = None
+    created_to: dt.date | None = None  # inclusive
+
+    @property
+    def is_empty(self) -> bool:
+        return self == MessageFilters()
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    # Days are the site's time zone (TIME_ZONE): "today" means the viewer's office day.
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _filtered(*, user: Any, filters: MessageFilters, with_status: bool) -> QuerySet[Message]:
+    messages = _visible_to(user)
+    if with_status and filters.status:
+        messages = messages.filter(status=filters.status)
+    if filters.lane:
+        messages = messages.filter(lane=filters.lane)
+    if filters.sender:
+        messages = messages.filter(
+            Q(envelope_from__icontains=filters.sender) | Q(from_header__icontains=filters.sender)
+        )
+    if filters.recipient:
+        # EXISTS rather than a join: a message with two matching recipients is listed once.
+        messages = messages.filter(
+            Exists(
+                Recipient.objects.filter(
+                    message=OuterRef("pk"), address__icontains=filters.recipient
+                )
+            )
+        )
+    if filters.created_from:
+        messages = messages.filter(created_at__gte=_start_of_day(filters.created_from))
+    if filters.created_to:
+        messages = messages.filter(
+            created_at__lt=_start_of_day(filters.created_to + dt.timedelta(days=1))
+        )
+    return messages
+
+
+def message_status_counts(*, user: Any, filters: MessageFilters) -> dict[str, int]:
+    """How many of `user`'s messages match the filters, per status (for the filter chips).
+
+    The status filter itself is left out, so the chips show where else there is mail.
+    """
+    rows = (
+        _filtered(user=user, filters=filters, with_status=False)
+        .order_by()
+        .values_list("status")
+        .annotate(count=Count("id"))
+    )
+    counts = dict.fromkeys(MessageStatus.values, 0)
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """One page of the outbox list, newest first, with keyset links.
+
+    Keyset (by id) rather than OFFSET: an outbox holds millions of rows, and an offset page
+    deep in it costs a scan of everything before it.
+    """
+
+    messages: Sequence[Message]
+    newer_than: int | None  # pass as `after` for the newer page, None on the first page
+    older_than: int | None  # pass as `before` for the older page, None on the last page
+
+
+def message_page(
+    *,
+    user: Any,
+    filters: MessageFilters,
+    before: int | None = None,
+    after: int | None = None,
+    per_page: int = MESSAGES_PER_PAGE,
+) -> MessagePage:
+    """The messages `user` may see that match `filters`: the page before/after an id."""
+    messages = _filtered(user=user, filters=filters, with_status=True)
+    if after is not None:
+        rows = list(messages.filter(id__gt=after).order_by("id")[: per_page + 1])
+        has_newer = len(rows) > per_page
+        rows = rows[:per_page][::-1]
+        has_older = messages.filter(id__lt=rows[-1].id).exists() if rows else False
+    else:
+        if before is not None:
+            messages = messages.filter(id__lt=before)
+        rows = list(messages.order_by("-id")[: per_page + 1])
+        has_older = len(rows) > per_page
+        rows = rows[:per_page]
+        has_newer = before is not None and bool(rows)
+    _attach_first_recipients(rows)
+    return MessagePage(
+        messages=rows,
+        newer_than=rows[0].id if has_newer and rows else None,
+        older_than=rows[-1].id if has_older and rows else None,
+    )
+
+
+def _attach_first_recipients(messages: Sequence[Message]) -> None:
+    """Set `first_recipients` and `more_recipients` on each message, in two queries."""
+    ids = [message.id for message in messages]
+    if not ids:
+        return
+    numbered = Recipient.objects.filter(message_id__in=ids).annotate(
+        position=Window(RowNumber(), partition_by=[F("message_id")], order_by=F("id").asc())
+    )
+    first: dict[int, list[Recipient]] = {pk: [] for pk in ids}
+    for recipient in numbered.filter(position__lte=LISTED_RECIPIENTS).order_by("message_id", "id"):
+        first[recipient.message_id].append(recipient)
+    totals = dict(
+        Recipient.objects.filter(message_id__in=ids)
+        .order_by()
+        .values_list("message_id")
+        .annotate(count=Count("id"))
+    )
+    for message in messages:
+        shown = first[message.id]
+        message.first_recipients = shown  # type: ignore[attr-defined]
+        message.more_recipients = totals.get(message.id, 0) - len(shown)  # type: ignore[attr-defined]
+
+
+def message_get(*, user: Any, pk: int) -> Message:
+    """One message, if `user` may see it. Raises NotFoundError or PermissionDeniedError."""
+    message = Message.objects.select_related("sender_user").filter(pk=pk).first()
+    if message is None:
+        raise NotFoundError(f"There is no message {pk} in the outbox.")
+    if not message_can_act(user=user, message=message):
+        raise PermissionDeniedError(
+            "This message was sent by someone else; only they and administrators can see it."
+        )
+    return message
+
+
+@dataclass(frozen=True)
+class MessagePart:
+    content_type: str
+    filename: str
+    size: int  # decoded bytes
+
+
+@dataclass(frozen=True)
+class MessageDetail:
+    message: Message
+    headers: list[tuple[str, str]]
+    parts: list[MessagePart] | None  # None: too large to parse for the page, or bulk
+    recipients: list[Recipient]
+    recipient_counts: dict[str, int]
+    attempts: list[Attempt]
+    attempt_total: int
+
+
+def message_detail(*, message: Message) -> MessageDetail:
+    """A message (from `message_get`) with its headers, parts, recipients and attempts."""
+    raw = bytes(message.raw) if message.raw is not None else None
+    headers: list[tuple[str, str]] = []
+    parts: list[MessagePart] | None = None
+    if raw is not None:
+        headers = _summary_headers(BytesHeaderParser(policy=default_policy).parsebytes(raw))
+        if len(raw) <= PARTS_PARSE_MAX_BYTES:
+            parts = _parts(BytesParser(policy=default_policy).parsebytes(raw))
+    recipients = list(message.recipients.all())
+    counts: dict[str, int] = {}
+    for recipient in recipients:
+        counts[recipient.status] = counts.get(recipient.status, 0) + 1
+    attempts_qs = Attempt.objects.filter(message=message).select_related("recipient")
+    attempt_total = attempts_qs.count()
+    attempts = list(attempts_qs.order_by("-at", "-id")[:SHOWN_ATTEMPTS])[::-1]
+    return MessageDetail(
+        message=message,
+        headers=headers,
+        parts=parts,
+        recipients=recipients,
+        recipient_counts=counts,
+        attempts=attempts,
+        attempt_total=attempt_total,
+    )
+
+
+def _summary_headers(parsed: ParsedMessage) -> list[tuple[str, str]]:
+    rows = []
+    for name in SUMMARY_HEADERS:
+        for value in parsed.get_all(name, []):
+            rows.append((name, str(value)))
+    return rows
+
+
+def _parts(parsed: ParsedMessage) -> list[MessagePart]:
+    parts = []
+    for part in parsed.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True) or b""
+        parts.append(
+            MessagePart(
+                content_type=part.get_content_type(),
+                filename=part.get_filename() or "",
+                size=len(payload),
+            )
+        )
+    return parts
+
+
+def message_raw(*, message: Message) -> bytes:
+    """The exact bytes the outbox sends for `message` (from `message_get`)."""
+    if message.raw is None:
+        raise NotFoundError(
+            "This campaign message is rendered from its template when it is sent; its bytes "
+            "are not stored, so there is no .eml to download."
+        )
+    return bytes(message.raw)
+
+
+def server_pause_list() -> list[ServerPause]:
+    return list(ServerPause.objects.order_by("paused_at"))

@@ -1,0 +1,307 @@
+"""The asyncio worker: claim due messages, send them over pooled connections, record outcomes.
+
+Shape of one worker process:
+- a *claimer* takes batches of due messages (transactional lane first) into a bounded queue;
+- `concurrency` *senders* each take a message, deliver it on a pooled connection, hand the
+  outcome to the recorder and wait until it is committed before sending the next one;
+- the *recorder* commits all outcomes that arrived meanwhile in one transaction (group
+  commit) on the one database thread.
+Waiting for the commit bounds what a `kill -9` can duplicate: each connection has at most one
+message whose acceptance by the server is not yet on disk, and its retry carries the same
+Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from postroom.mail.config import SmtpServerConfig
+from postroom.mail.delivery import Envelope
+from postroom.mail.pool import ConnectionPool
+from postroom.outbox import services, wake
+from postroom.outbox.models import Classification
+from postroom.outbox.services import ClaimedMessage, MessageResult, RecipientResult
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Wake at least this often even with nothing due, to notice expired leases and settings
+# changes; enqueues and resumes wake the worker at once (see wake.py).
+IDLE_WAKE_SECONDS = 5.0
+# The recorder waits this long for more outcomes before committing, to group commits.
+GROUP_COMMIT_WINDOW_SECONDS = 0.002
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    name: str
+    batch_size: int = 200
+    concurrency: int = 8
+
+
+class Worker:
+    def __init__(
+        self,
+        options: WorkerOptions,
+        *,
+        server_config: Callable[[], SmtpServerConfig | None],
+    ) -> None:
+        self.options = options
+        self._server_config = server_config
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-db")
+        self._queue: asyncio.Queue[ClaimedMessage] = asyncio.Queue(maxsize=options.batch_size * 2)
+        self._pending: list[tuple[MessageResult, asyncio.Future[None]]] = []
+        self._record_signal = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._pool: ConnectionPool | None = None
+        self._config: SmtpServerConfig | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- database thread -----------------------------------------------------------------
+
+    async def _in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def call() -> T:
+            close_old_connections()
+            try:
+                return function(*args, **kwargs)
+            except Exception:
+                # A broken connection must not poison the next call.
+                connection.close()
+                raise
+
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._db, call)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Thread-safe poke: there may be new work."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self) -> None:
+        """Thread-safe: finish the transactions in flight, release the rest, return."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        wake.add_local_listener(self.wake)
+        try:
+            senders = [
+                asyncio.create_task(self._sender(), name=f"sender-{index}")
+                for index in range(self.options.concurrency)
+            ]
+            recorder = asyncio.create_task(self._recorder(), name="recorder")
+            await self._claimer()
+            # Stopping: senders finish the message they hold; the queue's rest is released.
+            for task in senders:
+                task.cancel()
+            await asyncio.gather(*senders, return_exceptions=True)
+            await self._release_queued()
+            self._record_signal.set()
+            while self._pending:
+                await asyncio.sleep(0.01)
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+        finally:
+            wake.remove_local_listener(self.wake)
+            if self._pool is not None:
+                await self._pool.close()
+            self._db.shutdown(wait=True)
+
+    # -- claimer --------------------------------------------------------------------------
+
+    async def _claimer(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            config = await self._in_db(self._server_config)
+            await self._use_config(config)
+            if config is None or await self._in_db(services.server_is_paused, server=_server_key(config)):
+                await self._sleep(IDLE_WAKE_SECONDS)
+                continue
+            room = self._queue.maxsize - self._queue.qsize()
+            if room < self.options.batch_size:
+                await self._sleep(0.01)
+                continue
+            batch = await self._in_db(
+                services.message_claim_batch,
+                worker=self.options.name,
+                limit=self.options.batch_size,
+            )
+            for message in batch:
+                self._queue.put_nowait(message)
+            if not batch:
+                next_due = await self._in_db(services.message_next_due_at)
+                await self._sleep(_seconds_until(next_due, cap=IDLE_WAKE_SECONDS))
+
+    async def _sleep(self, seconds: float) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stopping.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _use_config(self, config: SmtpServerConfig | None) -> None:
+        if config == self._config:
+            return
+        if self._pool is not None:
+            await self._pool.close()
+        self._config = config
+        self._pool = ConnectionPool(config, size=self.options.concurrency) if config else None
+
+    async def _release_queued(self) -> None:
+        leftovers: list[ClaimedMessage] = []
+        while not self._queue.empty():
+            leftovers.append(self._queue.get_nowait())
+        if leftovers:
+            await self._in_db(services.message_release, messages=leftovers)
+
+    # -- senders --------------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        while True:
+            message = await self._queue.get()
+            result = await self._deliver(message)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._pending.append((result, done))
+            self._record_signal.set()
+            # Shielded: a stop request must not lose an outcome the server already gave us.
+            await asyncio.shield(done)
+
+    async def _deliver(self, message: ClaimedMessage) -> MessageResult:
+        pool, config = self._pool, self._config
+        now = timezone.now()
+        if message.expires_at <= now:
+            return _same_for_all(message, "-", "queue", Classification.PERMANENT, text=(
+                "Expired: the message could not be delivered before its expiry time."
+            ))
+        if pool is None or config is None:
+            return _same_for_all(message, "-", "config", Classification.CONFIG, text=(
+                "No SMTP server is configured."
+            ))
+        envelope = Envelope(
+            sender=message.envelope_from,
+            recipients=[recipient.address for recipient in message.recipients],
+            data=message.raw,
+            needs_smtputf8=message.needs_smtputf8,
+        )
+        try:
+            async with pool.connection() as smtp:
+                outcome = await smtp.deliver(envelope)
+        except Exception as error:  # a transport bug must defer the message, not lose it
+            logger.exception("Delivery of %s failed unexpectedly", message.message_id)
+            return _same_for_all(
+                message, _server_key(config), "connect", Classification.TEMPORARY, text=str(error)
+            )
+        by_address = {item.address: item for item in outcome.recipients}
+        results = []
+        for recipient in message.recipients:
+            item = by_address[recipient.address]
+            results.append(
+                RecipientResult(
+                    recipient=recipient,
+                    classification=Classification(item.classification.value),
+                    code=item.code,
+                    enhanced_code=item.enhanced_code,
+                    text=item.text,
+                )
+            )
+        if outcome.pause:
+            await self._in_db(
+                services.server_pause,
+                server=_server_key(config),
+                code=outcome.pause_code,
+                reason=outcome.pause_reason,
+            )
+        return MessageResult(
+            message=message, server=_server_key(config), stage=outcome.stage, recipients=results
+        )
+
+    # -- recorder -------------------------------------------------------------------------
+
+    async def _recorder(self) -> None:
+        while True:
+            await self._record_signal.wait()
+            await asyncio.sleep(GROUP_COMMIT_WINDOW_SECONDS)
+            self._record_signal.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                await self._in_db(
+                    services.delivery_record,
+                    results=[result for result, _ in batch],
+                    worker=self.options.name,
+                )
+            except Exception:
+                # Keep the outcomes and try again: they are the only record of what the
+                # server said. The leases keep the messages ours meanwhile.
+                logger.exception("Recording %d outcomes failed; retrying", len(batch))
+                self._pending[:0] = batch
+                self._record_signal.set()
+                await asyncio.sleep(1)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
+def _server_key(config: SmtpServerConfig) -> str:
+    return f"{config.host}:{config.port}"
+
+
+def _seconds_until(when: dt.datetime | None, *, cap: float) -> float:
+    if when is None:
+        return cap
+    return max(0.0, min(cap, (when - timezone.now()).total_seconds()))
+
+
+def _same_for_all(
+    message: ClaimedMessage, server: str, stage: str, classification: Classification, *, text: str
+) -> MessageResult:
+    return MessageResult(
+        message=message,
+        server=server,
+        stage=stage,
+        recipients=[
+            RecipientResult(recipient=recipient, classification=classification, text=text)
+            for recipient in message.recipients
+        ],
+    )
+
+
+async def run_worker(options: WorkerOptions, *, stop: asyncio.Event) -> None:
+    """Run a worker until `stop` is set, woken by enqueues from any process."""
+    from postroom.outbox.routing import delivery_server_config
+
+    worker = Worker(options, server_config=delivery_server_config)
+    listener = wake.WakeListener(worker.wake)
+    await listener.start()
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+        worker.stop()
+        await running
+    finally:
+        stopping.cancel()
+        await listener.stop()
