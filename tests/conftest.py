@@ -1,25 +1,17 @@
 """Fixtures shared by the whole suite.
 
-The environment is set before Django reads its settings, so tests never touch the
-developer's var/ directory or key file.
+Django's settings for tests are tests/settings.py: a throwaway data directory, so tests
+never touch the developer's var/ directory or key file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-_TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="postroom-test-"))
-os.environ["POSTROOM_DATA_DIR"] = str(_TEST_DATA_DIR)
-os.environ.setdefault("POSTROOM_SECRET_KEY", "test-secret-key-not-for-production-0123456789")
-os.environ.pop("POSTROOM_ENV", None)
-
-from tests.support.certs import CertAuthority  # noqa: E402
-from tests.support.relay import PostfixRelay, RelayPrerequisiteError  # noqa: E402
+from tests.support.certs import CertAuthority
+from tests.support.relay import PostfixRelay, RelayPrerequisiteError
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Role(models.TextChoices):
@@ -20,6 +21,17 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["username"]
+        constraints = [
+            # Mail to contacts comes from a user's address, so two users must not share one.
+            # Mailbox local parts are case-sensitive only in theory (RFC 5321 §2.4); in practice
+            # Alice@x and alice@x are the same person. Users without an address are allowed.
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=~models.Q(email=""),
+                name="accounts_user_email_unique_ci",
+                violation_error_message="Another user already has this email address.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

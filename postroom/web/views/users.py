@@ -1,1 +1,156 @@
-urlpatterns: list = []
+"""User Master pages: administrators manage users; every user edits their own profile."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils.cache import add_never_cache_headers
+
+from postroom.accounts import selectors, services
+from postroom.accounts.models import User
+from postroom.accounts.permissions import administrator_required
+from postroom.core.errors import NotFoundError, PostroomError
+from postroom.web.forms.users import (
+    ProfileForm,
+    UserCreateForm,
+    UserEditForm,
+    UserFilterForm,
+    add_service_error,
+)
+
+
+@administrator_required
+def user_list(request: HttpRequest) -> HttpResponse:
+    filter_form = UserFilterForm(request.GET)
+    users = selectors.user_list(**filter_form.filters())
+    return render(
+        request,
+        "web/users/list.html",
+        {
+            "filter_form": filter_form,
+            "users": users,
+            "is_filtered": any(request.GET.get(name) for name in filter_form.fields),
+            "without_email_count": selectors.user_count_without_email(),
+        },
+    )
+
+
+@administrator_required
+def user_create(request: HttpRequest) -> HttpResponse:
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user, generated = services.user_create(
+                actor=request.user,  # type: ignore[arg-type]
+                username=data["username"],
+                display_name=data["display_name"],
+                email=data["email"],
+                role=data["role"],
+                password=data["password"] or None,
+            )
+        except PostroomError as error:
+            add_service_error(form, error)
+        else:
+            if generated:
+                return _password_once(request, user, generated, is_new=True)
+            messages.success(request, f"User {user.username} was created.")
+            return redirect("user_list")
+    return render(request, "web/users/create.html", {"form": form})
+
+
+@administrator_required
+def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        user = selectors.user_get(pk=pk)
+    except NotFoundError as error:
+        raise Http404(error.message) from None
+    actor: User = request.user  # type: ignore[assignment]
+    initial = {
+        "display_name": user.display_name,
+        "email": user.email,
+        "role": user.role,
+        "is_active": user.is_active,
+    }
+    form = UserEditForm(request.POST or None, initial=initial, user=user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        generated: str | None = None
+        try:
+            # One transaction: a refused password leaves the details unchanged too.
+            with transaction.atomic():
+                services.user_update(
+                    actor=actor,
+                    user=user,
+                    display_name=data["display_name"],
+                    email=data["email"],
+                    role=data["role"],
+                    is_active=data["is_active"],
+                )
+                if data["new_password"] or data["generate_password"]:
+                    generated = services.user_set_password(
+                        actor=actor, user=user, password=data["new_password"] or None
+                    )
+        except PostroomError as error:
+            user.refresh_from_db()
+            add_service_error(form, error)
+        else:
+            if user.pk == actor.pk and (data["new_password"] or generated):
+                # Keep the administrator logged in after changing their own password.
+                update_session_auth_hash(request, user)
+            if generated:
+                return _password_once(request, user, generated, is_new=False)
+            messages.success(request, f"User {user.username} was saved.")
+            return redirect("user_list")
+    return render(
+        request,
+        "web/users/edit.html",
+        {"form": form, "subject": user, "is_self": user.pk == actor.pk},
+    )
+
+
+def _password_once(
+    request: HttpRequest, user: User, password: str, *, is_new: bool
+) -> HttpResponse:
+    # Rendered in the POST's response, never stored: reloading cannot show it again.
+    response = render(
+        request,
+        "web/users/password_once.html",
+        {"subject": user, "password": password, "is_new": is_new},
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+def profile(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    form = ProfileForm(
+        request.POST or None,
+        initial={"display_name": user.display_name, "email": user.email},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.profile_update(
+                user=user,
+                display_name=form.cleaned_data["display_name"],
+                email=form.cleaned_data["email"],
+            )
+        except PostroomError as error:
+            user.refresh_from_db()
+            add_service_error(form, error)
+        else:
+            messages.success(request, "Your profile was saved.")
+            return redirect("profile")
+    return render(request, "web/users/profile.html", {"form": form})
+
+
+urlpatterns = [
+    path("users/", user_list, name="user_list"),
+    path("users/new/", user_create, name="user_create"),
+    path("users/<int:pk>/edit/", user_edit, name="user_edit"),
+    path("profile/", profile, name="profile"),
+]

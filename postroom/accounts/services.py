@@ -1,0 +1,354 @@
+"""User Master: create and change users, with the checks that keep an install manageable.
+
+Every change writes an audit entry in the same transaction. Passwords are never recorded:
+the entry says only that one was set, generated or replaced.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from email_validator import EmailNotValidError, validate_email
+
+from postroom.accounts import selectors
+from postroom.accounts.models import Role, User
+from postroom.company.audit import audit_record
+from postroom.core.errors import PermissionDeniedError, ValidationError
+
+# token_urlsafe(16) gives 128 bits from the OS CSPRNG (22 characters): far beyond the
+# guessing resistance NIST SP 800-63B asks of a memorized secret, and short enough to type.
+GENERATED_PASSWORD_BYTES = 16
+# The model fields' lengths; Django's AbstractUser uses 150 for the username.
+USERNAME_MAX_LENGTH = 150
+DISPLAY_NAME_MAX_LENGTH = 150
+FIRST_ADMIN_USERNAME = "admin"
+
+# Characters that must not reach a From header or mislead a reader of one: C0/C1 controls
+# (CR and LF would allow header injection), line/paragraph separators, and the bidi
+# overrides and isolates (U+202A..U+202E, U+2066..U+2069) that can reorder a name on screen.
+_FORBIDDEN_CATEGORIES = {"Cc", "Zl", "Zp", "Cs", "Co", "Cn"}
+_BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+# Pure checks, shared by the forms (to show every error next to its field at once) and by
+# the services below (so the command line and the API get the same rules).
+
+
+def user_username_clean(value: str) -> str:
+    username = User.normalize_username(value.strip())
+    if not username:
+        raise ValidationError("Enter a login name.", field="username")
+    if len(username) > USERNAME_MAX_LENGTH:
+        raise ValidationError(
+            f"Use at most {USERNAME_MAX_LENGTH} characters for the login name.", field="username"
+        )
+    try:
+        UnicodeUsernameValidator()(username)
+    except DjangoValidationError:
+        raise ValidationError(
+            "Use only letters, digits and @ . + - _ in the login name (no spaces).",
+            field="username",
+        ) from None
+    return username
+
+
+def user_display_name_clean(value: str) -> str:
+    name = value.strip()
+    if len(name) > DISPLAY_NAME_MAX_LENGTH:
+        raise ValidationError(
+            f"Use at most {DISPLAY_NAME_MAX_LENGTH} characters for the display name.",
+            field="display_name",
+        )
+    for char in name:
+        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES or char in _BIDI_CONTROLS:
+            raise ValidationError(
+                "The display name contains a line break or another control character. "
+                "It goes into the From line of your mail, so type it on one line, "
+                "with visible characters only.",
+                field="display_name",
+            )
+    return name
+
+
+def user_email_clean(value: str) -> str:
+    """Return the normalized address, or "" for none (allowed, but flagged on the user list)."""
+    email = value.strip()
+    if not email:
+        return ""
+    try:
+        # Deliverability (a DNS lookup) is not checked: an internal relay may accept
+        # addresses whose domain the public DNS does not know.
+        return validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise ValidationError(f"This email address is not valid: {error}", field="email") from None
+
+
+def user_role_clean(value: str) -> Role:
+    if value not in Role.values:
+        choices = ", ".join(Role.values)
+        raise ValidationError(f"Choose a role: one of {choices}.", field="role")
+    return Role(value)
+
+
+def user_password_check(password: str, *, user: User, field: str = "password") -> None:
+    """Apply Django's password validators (length, common passwords, similarity to the user)."""
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as error:
+        raise ValidationError(" ".join(error.messages), field=field) from None
+
+
+def user_password_generate() -> str:
+    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+def _email_unique_check(email: str, *, exclude_pk: int | None = None) -> None:
+    if email and selectors.user_email_taken(email=email, exclude_pk=exclude_pk):
+        raise ValidationError(
+            f"Another user already has the address {email} (addresses are compared without "
+            "regard to upper and lower case). Each user needs their own address, because "
+            "replies to their mail go there.",
+            field="email",
+        )
+
+
+# Audit, in the audit log's convention (postroom.company.audit): changes are keyed by the
+# field's label; a plain value for a new user, {"from", "to"} for an edit, and for the
+# password only {"changed": True, "secret": ...}: its value never reaches the log.
+
+_LABELS = {
+    "username": "Login",
+    "display_name": "Display name",
+    "email": "Email address",
+    "role": "Role",
+    "is_active": "Active",
+}
+PASSWORD_LABEL = "Password"
+
+
+def _audit(*, actor: User | None, action: str, user: User, changes: dict[str, Any]) -> None:
+    audit_record(actor=actor, action=action, subject=f"user {user.username}", changes=changes)
+
+
+def _audited(field: str, value: Any) -> Any:
+    return Role(value).label if field == "role" else value
+
+
+def _password_change(what: str) -> dict[str, Any]:
+    return {"changed": True, "secret": what}
+
+
+def _require_administrator(actor: User | None) -> None:
+    # actor=None is the command line or the first run, which act as the install itself.
+    if actor is not None and not (actor.is_active and actor.is_administrator):
+        raise PermissionDeniedError("Only an administrator can manage users.")
+
+
+# Services.
+
+
+def user_create(
+    *,
+    actor: User | None,
+    username: str,
+    display_name: str,
+    email: str,
+    role: str,
+    password: str | None = None,
+) -> tuple[User, str | None]:
+    """Create an active user. Without `password`, generate one and return it to show once."""
+    _require_administrator(actor)
+    username = user_username_clean(username)
+    if selectors.user_username_taken(username=username):
+        raise ValidationError(
+            f"The login name {username!r} is taken (compared without regard to case). "
+            "Choose another one.",
+            field="username",
+        )
+    user = User(
+        username=username,
+        display_name=user_display_name_clean(display_name),
+        email=user_email_clean(email),
+        role=user_role_clean(role),
+        is_active=True,
+    )
+    _email_unique_check(user.email)
+
+    generated: str | None = None
+    if password:
+        user_password_check(password, user=user)
+    else:
+        password = generated = user_password_generate()
+    user.set_password(password)
+
+    try:
+        with transaction.atomic():
+            user.save()
+            _audit(
+                actor=actor,
+                action="user.created",
+                user=user,
+                changes={
+                    **{_LABELS[field]: _audited(field, getattr(user, field)) for field in _LABELS},
+                    PASSWORD_LABEL: _password_change("generated" if generated else "set"),
+                },
+            )
+    except IntegrityError:
+        # Another request created the same login or address between the checks and the save.
+        raise ValidationError(
+            "Another user with this login name or email address was just created. "
+            "Reload the user list and choose another one.",
+            field="username",
+        ) from None
+    return user, generated
+
+
+def user_update(
+    *,
+    actor: User,
+    user: User,
+    display_name: str,
+    email: str,
+    role: str,
+    is_active: bool,
+) -> User:
+    """Change a user's name, address, role and active flag (an administrator's edit)."""
+    _require_administrator(actor)
+    new_values: dict[str, Any] = {
+        "display_name": user_display_name_clean(display_name),
+        "email": user_email_clean(email),
+        "role": user_role_clean(role),
+        "is_active": is_active,
+    }
+    _email_unique_check(new_values["email"], exclude_pk=user.pk)
+    stays_administrator = new_values["role"] == Role.ADMINISTRATOR and is_active
+
+    if actor.pk == user.pk:
+        if not is_active:
+            raise ValidationError(
+                "You cannot deactivate your own user. Another administrator can do it.",
+                field="is_active",
+            )
+        if not stays_administrator:
+            raise ValidationError(
+                "You cannot remove your own administrator role. Another administrator can do it.",
+                field="role",
+            )
+
+    with transaction.atomic():
+        # Lock the administrators' rows so two administrators demoting each other at the
+        # same moment cannot leave the install with none; judge by the rows, not by a
+        # `user` object that another request may have made stale.
+        is_administrator_now = (
+            selectors.user_active_administrators().select_for_update().filter(pk=user.pk).exists()
+        )
+        if is_administrator_now and not stays_administrator:
+            others = list(
+                selectors.user_active_administrators()
+                .select_for_update()
+                .exclude(pk=user.pk)
+                .values_list("pk", flat=True)
+            )
+            if not others:
+                raise ValidationError(
+                    f"{user.name} is the last active administrator. Make another user an "
+                    "administrator first, or nobody could manage Postroom.",
+                    field="is_active" if not is_active else "role",
+                )
+        changed_fields, changes = _apply(user, new_values)
+        if changes:
+            try:
+                with transaction.atomic():
+                    user.save(update_fields=changed_fields)
+            except IntegrityError:
+                raise ValidationError(
+                    "Another user was just given this email address. Choose another one.",
+                    field="email",
+                ) from None
+            _audit(actor=actor, action="user.updated", user=user, changes=changes)
+    return user
+
+
+def user_set_password(*, actor: User | None, user: User, password: str | None = None) -> str | None:
+    """Set `user`'s password; without `password`, generate one and return it to show once.
+
+    The user's other sessions end, because Django ties a session to the password hash.
+    """
+    _require_administrator(actor)
+    generated: str | None = None
+    if password:
+        user_password_check(password, user=user, field="new_password")
+    else:
+        password = generated = user_password_generate()
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        _audit(
+            actor=actor,
+            action="user.password_set",
+            user=user,
+            changes={PASSWORD_LABEL: _password_change("generated" if generated else "replaced")},
+        )
+    return generated
+
+
+def profile_update(*, user: User, display_name: str, email: str) -> User:
+    """A user changes their own display name and address; role and active flag stay."""
+    new_values: dict[str, Any] = {
+        "display_name": user_display_name_clean(display_name),
+        "email": user_email_clean(email),
+    }
+    _email_unique_check(new_values["email"], exclude_pk=user.pk)
+    changed_fields, changes = _apply(user, new_values)
+    if changes:
+        try:
+            with transaction.atomic():
+                user.save(update_fields=changed_fields)
+                _audit(actor=user, action="user.profile_updated", user=user, changes=changes)
+        except IntegrityError:
+            raise ValidationError(
+                "Another user was just given this email address. Choose another one.",
+                field="email",
+            ) from None
+    return user
+
+
+def user_ensure_first_admin() -> tuple[User, str] | None:
+    """On an install without any user, create the administrator `admin` and return its
+    one-time password; otherwise return None. There is never a fixed default password."""
+    if User.objects.exists():
+        return None
+    try:
+        user, password = user_create(
+            actor=None,
+            username=FIRST_ADMIN_USERNAME,
+            display_name="Administrator",
+            email="",
+            role=Role.ADMINISTRATOR,
+        )
+    except ValidationError:
+        # Another process started at the same moment and created it first.
+        if User.objects.exists():
+            return None
+        raise
+    assert password is not None  # no password was given, so one was generated
+    return user, password
+
+
+def _apply(user: User, new_values: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Set the changed attributes on `user`; return their names and their audit record."""
+    changed_fields: list[str] = []
+    changes: dict[str, Any] = {}
+    for field, new in new_values.items():
+        old = getattr(user, field)
+        if old != new:
+            changed_fields.append(field)
+            changes[_LABELS[field]] = {"from": _audited(field, old), "to": _audited(field, new)}
+            setattr(user, field, new)
+    return changed_fields, changes

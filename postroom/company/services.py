@@ -1,0 +1,187 @@
+"""Change the company master: SMTP Server Information, ePOD credentials, sender identity.
+
+Passwords arrive here as plaintext only to be encrypted at once; they are never logged,
+never put in an exception or the audit log, and never returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+
+from postroom.accounts.models import User
+from postroom.company import validation
+from postroom.company.audit import audit_record
+from postroom.company.models import AuthMethod, Company, TlsMode
+from postroom.company.presets import preset_get
+from postroom.company.selectors import company_get
+from postroom.core.errors import SecretKeyError, ValidationError
+from postroom.core.secrets import secret_decrypt, secret_encrypt
+
+logger = logging.getLogger(__name__)
+
+SMTP_UPDATED = "company.smtp.updated"
+AUDIT_SUBJECT = "SMTP Server Information"
+
+# (model field, label in the audit log); the labels are the seed page's names.
+_PLAIN_FIELDS: tuple[tuple[str, str], ...] = (
+    ("smtp_host", "SMTP Server Address"),
+    ("smtp_port", "SMTP Communication Port"),
+    ("smtp_login", "SMTP Authentication Login"),
+    ("smtp_secure_required", "SMTP Secure Connection Required"),
+    ("epod_username", "ePOD API Username"),
+    ("sender_email", "Company email address"),
+    ("sender_name", "Company sender name"),
+    ("smtp_preset", "Provider preset"),
+    ("smtp_tls_mode", "TLS mode"),
+    ("smtp_ca_certificate", "Custom CA certificate"),
+    ("smtp_helo_name", "HELO name"),
+    ("smtp_auth_method", "Authentication method"),
+    ("smtp_timeout_connect", "Connect timeout (s)"),
+    ("smtp_timeout_command", "Command timeout (s)"),
+    ("smtp_timeout_data", "End of data timeout (s)"),
+)
+# (model field, label): the stored Fernet tokens.
+SECRET_FIELDS: tuple[tuple[str, str], ...] = (
+    ("smtp_password_encrypted", "SMTP Authentication Password"),
+    ("epod_password_encrypted", "ePOD API Password"),
+)
+
+
+def _audit_value(field: str, value: Any) -> Any:
+    if field == "smtp_secure_required":
+        return "Y" if value else "N"
+    if field == "smtp_tls_mode" and value in TlsMode.values:
+        return TlsMode(value).label
+    if field == "smtp_auth_method" and value in AuthMethod.values:
+        return AuthMethod(value).label
+    if field == "smtp_preset":
+        preset = preset_get(value)
+        return preset.name if preset is not None else value
+    if field == "smtp_ca_certificate":
+        # The PEM is public, but a page of base64 helps nobody: record what it is instead.
+        return validation.ca_certificate_describe(value)
+    return value
+
+
+def _secret_change(
+    *, stored: str, new_plaintext: str, clear: bool, field: str
+) -> tuple[str, str | None]:
+    """Return the token to store and what happened ("set", "replaced", "cleared" or None)."""
+    if new_plaintext and clear:
+        raise ValidationError(
+            "Either enter a new password or tick “Clear the stored password”, not both.",
+            field=field,
+        )
+    if new_plaintext:
+        return secret_encrypt(new_plaintext), ("replaced" if stored else "set")
+    if clear and stored:
+        return "", "cleared"
+    return stored, None
+
+
+def company_smtp_update(
+    *,
+    actor: User | AnonymousUser | None,
+    smtp_host: str,
+    smtp_port: int | None,
+    smtp_login: str = "",
+    smtp_password: str = "",
+    smtp_password_clear: bool = False,
+    smtp_secure_required: bool = True,
+    epod_username: str = "",
+    epod_password: str = "",
+    epod_password_clear: bool = False,
+    sender_email: str = "",
+    sender_name: str = "",
+    smtp_preset: str = "",
+    smtp_tls_mode: str = TlsMode.AUTO,
+    smtp_ca_certificate: str = "",
+    smtp_helo_name: str = "",
+    smtp_auth_method: str = AuthMethod.AUTO,
+    smtp_timeout_connect: int | None = None,
+    smtp_timeout_command: int | None = None,
+    smtp_timeout_data: int | None = None,
+) -> Company:
+    """Save SMTP Server Information and record in the audit log which fields changed.
+
+    A blank password keeps the stored one; `*_clear` removes it; a new value replaces it.
+    Raises ValidationError (with the field's name) for the first invalid value.
+    """
+    validation.tls_mode_check(tls_mode=smtp_tls_mode, secure_required=smtp_secure_required)
+    validation.auth_method_check(smtp_auth_method)
+    if smtp_password:
+        validation.smtp_password_check(smtp_password)
+    clean: dict[str, Any] = {
+        "smtp_host": validation.smtp_host_clean(smtp_host),
+        "smtp_port": validation.smtp_port_clean(smtp_port),
+        "smtp_login": validation.login_clean(smtp_login, field="smtp_login"),
+        "smtp_secure_required": smtp_secure_required,
+        "epod_username": validation.login_clean(epod_username, field="epod_username"),
+        "sender_email": validation.sender_email_clean(sender_email),
+        "sender_name": validation.sender_name_clean(sender_name),
+        "smtp_preset": smtp_preset,
+        "smtp_tls_mode": smtp_tls_mode,
+        "smtp_ca_certificate": validation.ca_certificate_clean(smtp_ca_certificate),
+        "smtp_helo_name": validation.helo_name_clean(smtp_helo_name),
+        "smtp_auth_method": smtp_auth_method,
+        "smtp_timeout_connect": validation.timeout_clean(smtp_timeout_connect, which="connect"),
+        "smtp_timeout_command": validation.timeout_clean(smtp_timeout_command, which="command"),
+        "smtp_timeout_data": validation.timeout_clean(smtp_timeout_data, which="data"),
+    }
+
+    with transaction.atomic():
+        company = company_get()
+        company = Company.objects.select_for_update().get(pk=company.pk)
+        changes: dict[str, Any] = {}
+        for field, label in _PLAIN_FIELDS:
+            old, new = getattr(company, field), clean[field]
+            if old != new:
+                changes[label] = {"from": _audit_value(field, old), "to": _audit_value(field, new)}
+                setattr(company, field, new)
+        secret_inputs = {
+            "smtp_password_encrypted": (smtp_password, smtp_password_clear, "smtp_password"),
+            "epod_password_encrypted": (epod_password, epod_password_clear, "epod_password"),
+        }
+        for field, label in SECRET_FIELDS:
+            plaintext, clear, form_field = secret_inputs[field]
+            token, what = _secret_change(
+                stored=getattr(company, field), new_plaintext=plaintext, clear=clear,
+                field=f"{form_field}_clear",
+            )
+            if what is not None:
+                changes[label] = {"changed": True, "secret": what}
+                setattr(company, field, token)
+        if not changes:
+            return company
+        if actor is not None and actor.is_authenticated:
+            company.updated_by = actor
+        company.save()
+        audit_record(actor=actor, action=SMTP_UPDATED, subject=AUDIT_SUBJECT, changes=changes)
+    logger.info("SMTP Server Information changed: %s", ", ".join(changes))
+    return company
+
+
+def company_verify_secrets() -> None:
+    """Decrypt every stored secret once, so a wrong or missing key stops the start at once
+    instead of failing the first delivery hours later. Raises SecretKeyError."""
+    for company in Company.objects.all():
+        for field, label in SECRET_FIELDS:
+            token = getattr(company, field)
+            if not token:
+                continue
+            try:
+                secret_decrypt(token)
+            except SecretKeyError:
+                key_file = settings.DATA_DIR / "secret.key"
+                raise SecretKeyError(
+                    f"The stored {label} cannot be decrypted with this secret key "
+                    f"(POSTROOM_SECRET_KEY, or {key_file}). Start Postroom with the key that "
+                    "encrypted it, or keep that key in POSTROOM_SECRET_KEY_FALLBACKS while "
+                    "moving to a new one. If the old key is lost, clear the stored passwords "
+                    "with `postroom forget-secrets` and enter them again."
+                ) from None
