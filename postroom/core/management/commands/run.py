@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from postroom.accounts.services import user_ensure_first_admin
 from postroom.company.services import company_verify_secrets
-from postroom.core.errors import SecretKeyError
+from postroom.core.errors import ConfigurationError, SecretKeyError
 from postroom.inbox.server import CaptureServer
 from postroom.outbox.worker import WorkerOptions, default_worker_name, run_worker
 
@@ -46,7 +46,10 @@ class Command(BaseCommand):
             raise CommandError(error.message) from None
 
         capture = CaptureServer(settings.POSTROOM_CAPTURE_HOST, settings.POSTROOM_CAPTURE_PORT)
-        capture.start()
+        try:
+            capture.start()
+        except ConfigurationError as error:
+            raise CommandError(error.message) from None
         worker = None if no_worker else _WorkerThread()
         if worker:
             worker.start()
