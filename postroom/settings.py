@@ -137,6 +137,8 @@ POSTROOM_HTTP_HOST = env.env_str("HTTP_HOST", "127.0.0.1")
 POSTROOM_HTTP_PORT = env.env_int("HTTP_PORT", 8000)
 
 # Outbox and delivery; docs/configuration.md says what each one means.
+# Django's send_mail() from any code goes into the outbox like everything else.
+EMAIL_BACKEND = "postroom.outbox.backend.OutboxEmailBackend"
 POSTROOM_RETRY_FIRST_SECONDS = env.env_int("RETRY_FIRST_SECONDS", 300)
 POSTROOM_RETRY_MAX_SECONDS = env.env_int("RETRY_MAX_SECONDS", 4000)
 POSTROOM_RETRY_GIVE_UP_SECONDS = env.env_int("RETRY_GIVE_UP_SECONDS", 5 * 24 * 3600)

@@ -54,6 +54,16 @@ class Company(models.Model):
     smtp_timeout_command = models.PositiveIntegerField("command timeout (s)", default=300)
     smtp_timeout_data = models.PositiveIntegerField("end of data timeout (s)", default=600)
 
+    # Connection and rate limits. Providers cap both: Microsoft 365 allows 3 concurrent
+    # connections and 30 messages a minute per mailbox, Gmail about 2,000 messages a day.
+    smtp_max_connections = models.PositiveSmallIntegerField("maximum connections", default=4)
+    smtp_rate_per_second = models.PositiveIntegerField("messages per second", default=0)
+    smtp_rate_per_minute = models.PositiveIntegerField("messages per minute", default=0)
+    smtp_rate_per_day = models.PositiveIntegerField("messages per day", default=0)
+
+    # Sandbox mode: every message goes to the built-in capture inbox, none leaves the machine.
+    sandbox_mode = models.BooleanField("sandbox mode", default=False)
+
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

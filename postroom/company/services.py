@@ -44,6 +44,11 @@ _PLAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("smtp_timeout_connect", "Connect timeout (s)"),
     ("smtp_timeout_command", "Command timeout (s)"),
     ("smtp_timeout_data", "End of data timeout (s)"),
+    ("smtp_max_connections", "Maximum connections"),
+    ("smtp_rate_per_second", "Messages per second"),
+    ("smtp_rate_per_minute", "Messages per minute"),
+    ("smtp_rate_per_day", "Messages per day"),
+    ("sandbox_mode", "Sandbox mode"),
 )
 # (model field, label): the stored Fernet tokens.
 SECRET_FIELDS: tuple[tuple[str, str], ...] = (
@@ -55,6 +60,8 @@ SECRET_FIELDS: tuple[tuple[str, str], ...] = (
 def _audit_value(field: str, value: Any) -> Any:
     if field == "smtp_secure_required":
         return "Y" if value else "N"
+    if field == "sandbox_mode":
+        return "on" if value else "off"
     if field == "smtp_tls_mode" and value in TlsMode.values:
         return TlsMode(value).label
     if field == "smtp_auth_method" and value in AuthMethod.values:
@@ -106,6 +113,11 @@ def company_smtp_update(
     smtp_timeout_connect: int | None = None,
     smtp_timeout_command: int | None = None,
     smtp_timeout_data: int | None = None,
+    smtp_max_connections: int | None = None,
+    smtp_rate_per_second: int | None = None,
+    smtp_rate_per_minute: int | None = None,
+    smtp_rate_per_day: int | None = None,
+    sandbox_mode: bool = False,
 ) -> Company:
     """Save SMTP Server Information and record in the audit log which fields changed.
 
@@ -132,6 +144,11 @@ def company_smtp_update(
         "smtp_timeout_connect": validation.timeout_clean(smtp_timeout_connect, which="connect"),
         "smtp_timeout_command": validation.timeout_clean(smtp_timeout_command, which="command"),
         "smtp_timeout_data": validation.timeout_clean(smtp_timeout_data, which="data"),
+        "smtp_max_connections": validation.max_connections_clean(smtp_max_connections),
+        "smtp_rate_per_second": validation.rate_clean(smtp_rate_per_second, per="second"),
+        "smtp_rate_per_minute": validation.rate_clean(smtp_rate_per_minute, per="minute"),
+        "smtp_rate_per_day": validation.rate_clean(smtp_rate_per_day, per="day"),
+        "sandbox_mode": sandbox_mode,
     }
 
     with transaction.atomic():

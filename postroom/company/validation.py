@@ -229,6 +229,38 @@ def timeout_clean(value: int | None, *, which: str) -> int:
     return value
 
 
+# More sessions than this to one relay is a denial of service, not throughput: providers
+# allow a handful (Microsoft 365: 3 per mailbox) and Postfix's default per-client limit is 50.
+MAX_CONNECTIONS = 50
+DEFAULT_CONNECTIONS = 4
+# Rates are limits we impose on ourselves; the bounds only catch typing mistakes.
+RATE_MAXIMA = {"second": 10_000, "minute": 600_000, "day": 100_000_000}
+
+
+def max_connections_clean(value: int | None) -> int:
+    if value is None:
+        return DEFAULT_CONNECTIONS
+    if not 1 <= value <= MAX_CONNECTIONS:
+        raise ValidationError(
+            f"Enter a number of connections from 1 to {MAX_CONNECTIONS}; ask your provider "
+            "how many it allows (Microsoft 365: 3).",
+            field="smtp_max_connections",
+        )
+    return value
+
+
+def rate_clean(value: int | None, *, per: str) -> int:
+    if value is None:
+        return 0
+    maximum = RATE_MAXIMA[per]
+    if not 0 <= value <= maximum:
+        raise ValidationError(
+            f"Enter a number of messages per {per} from 0 (no limit) to {maximum:,}.",
+            field=f"smtp_rate_per_{per}",
+        )
+    return value
+
+
 def ca_certificates_load(pem: str) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(pem.encode())
 

@@ -11,9 +11,10 @@ and commits or rolls back with it — mail about an order that was rolled back i
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
-from email.utils import formataddr, getaddresses
+from email.utils import formataddr
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +23,9 @@ from django.core.mail.backends.base import BaseEmailBackend
 
 from postroom.company.selectors import company_get
 from postroom.core.errors import ValidationError
-from postroom.outbox.models import Lane, Source
+from postroom.mail.addresses import parse_address
+from postroom.mail.message import new_message_id
+from postroom.outbox.models import Lane, Message, Source
 from postroom.outbox.services import message_enqueue_raw
 
 logger = logging.getLogger(__name__)
@@ -58,43 +61,49 @@ class OutboxEmailBackend(BaseEmailBackend):
         return queued
 
 
-def outbox_message_enqueue(*, email_message: EmailMessage, sender_user: Any = None) -> Any:
+def outbox_message_enqueue(*, email_message: EmailMessage, sender_user: Any = None) -> Message:
     """Queue one Django EmailMessage as its exact bytes; return the outbox Message."""
     if _is_unset_sender(email_message.from_email):
+        # A copy: the caller's object keeps what the caller set.
+        email_message = copy.copy(email_message)
         email_message.from_email = _company_sender()
-    recipients = email_message.recipients()  # To + Cc + Bcc; Bcc is in no header
-    if not recipients:
+    if not email_message.recipients():  # To + Cc + Bcc; Bcc is in no header
         raise ValidationError(
             f"The email {email_message.subject!r} has no recipients: give it a To, Cc or Bcc.",
             field="recipients",
         )
-    # CRLF everywhere, as it goes on the wire (RFC 5322 §2.1); Django's SMTP backend sends
-    # the same bytes.
-    raw = email_message.message().as_bytes(linesep="\r\n")
+    sender = parse_address(email_message.from_email, label="Sender", field="from_email")
+    def envelope(addresses: Sequence[str], kind: str) -> list[str]:
+        return [
+            parse_address(address, label=f"{kind} {index}", field="recipients").addr_spec
+            for index, address in enumerate(addresses, start=1)
+        ]
+
+    to = envelope(email_message.to, "To")
+    cc = envelope(email_message.cc, "Cc")
+    bcc = envelope(email_message.bcc, "Bcc")
+    mime = email_message.message()  # a header with a line break raises BadHeaderError here
+    if "message-id" not in {name.lower() for name in email_message.extra_headers}:
+        # Django names this machine (often "localhost") on the right of its Message-IDs;
+        # the sender's domain is what RFC 5322 §3.6.4 suggests and what the rest of
+        # Postroom's mail carries.
+        del mime["Message-ID"]
+        mime["Message-ID"] = new_message_id(sender.addr_spec.rpartition("@")[2])
+    # CRLF everywhere, as it goes on the wire (RFC 5322 §2.1): the bytes Django's own SMTP
+    # backend sends, ending in CRLF as DATA needs (RFC 5321 §4.1.1.4).
+    raw = mime.as_bytes(linesep="\r\n")
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
     return message_enqueue_raw(
-        envelope_from=address_spec(email_message.from_email, field="from_email"),
-        recipients=[address_spec(address, field="recipients") for address in recipients],
+        envelope_from=sender.addr_spec,
+        recipients=to,
+        cc=cc,
+        bcc=bcc,
         raw=raw,
         source=Source.DJANGO,
         lane=Lane.TRANSACTIONAL,
         sender_user=sender_user,
     )
-
-
-def address_spec(value: str, *, field: str) -> str:
-    """The bare address of `value`, which may be "Name <a@b>" as Django allows."""
-    if any(character in value for character in "\r\n\0"):
-        raise ValidationError(
-            f"The address {value!r} contains a line break or NUL; remove it.", field=field
-        )
-    parsed = getaddresses([value])
-    if len(parsed) != 1 or "@" not in parsed[0][1]:
-        raise ValidationError(
-            f"{value!r} is not one email address. Write it as name@example.com or "
-            '"Name <name@example.com>".',
-            field=field,
-        )
-    return parsed[0][1]
 
 
 def _is_unset_sender(from_email: str) -> bool:

@@ -186,7 +186,13 @@ def _attach_first_recipients(messages: Sequence[Message]) -> None:
 
 def message_get(*, user: Any, pk: int) -> Message:
     """One message, if `user` may see it. Raises NotFoundError or PermissionDeniedError."""
-    message = Message.objects.select_related("sender_user").filter(pk=pk).first()
+    # The bytes (up to POSTROOM_MAX_MESSAGE_BYTES) are read only where they are shown.
+    message = (
+        Message.objects.select_related("sender_user")
+        .defer("raw", "bulk_data")
+        .filter(pk=pk)
+        .first()
+    )
     if message is None:
         raise NotFoundError(f"There is no message {pk} in the outbox.")
     if not message_can_act(user=user, message=message):
@@ -206,6 +212,7 @@ class MessagePart:
 @dataclass(frozen=True)
 class MessageDetail:
     message: Message
+    has_raw: bool  # False for a bulk message, rendered from its template when sent
     headers: list[tuple[str, str]]
     parts: list[MessagePart] | None  # None: too large to parse for the page, or bulk
     recipients: list[Recipient]
@@ -216,7 +223,7 @@ class MessageDetail:
 
 def message_detail(*, message: Message) -> MessageDetail:
     """A message (from `message_get`) with its headers, parts, recipients and attempts."""
-    raw = bytes(message.raw) if message.raw is not None else None
+    raw = _raw_of(message)
     headers: list[tuple[str, str]] = []
     parts: list[MessagePart] | None = None
     if raw is not None:
@@ -232,6 +239,7 @@ def message_detail(*, message: Message) -> MessageDetail:
     attempts = list(attempts_qs.order_by("-at", "-id")[:SHOWN_ATTEMPTS])[::-1]
     return MessageDetail(
         message=message,
+        has_raw=raw is not None,
         headers=headers,
         parts=parts,
         recipients=recipients,
@@ -267,12 +275,18 @@ def _parts(parsed: ParsedMessage) -> list[MessagePart]:
 
 def message_raw(*, message: Message) -> bytes:
     """The exact bytes the outbox sends for `message` (from `message_get`)."""
-    if message.raw is None:
+    raw = _raw_of(message)
+    if raw is None:
         raise NotFoundError(
             "This campaign message is rendered from its template when it is sent; its bytes "
             "are not stored, so there is no .eml to download."
         )
-    return bytes(message.raw)
+    return raw
+
+
+def _raw_of(message: Message) -> bytes | None:
+    raw = Message.objects.filter(pk=message.pk).values_list("raw", flat=True).first()
+    return bytes(raw) if raw is not None else None
 
 
 def server_pause_list() -> list[ServerPause]:

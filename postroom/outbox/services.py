@@ -65,10 +65,11 @@ def message_enqueue(
     expires_at: dt.datetime | None = None,
 ) -> Message:
     """Build `email` into its final bytes and queue it. Bad input raises ValidationError."""
+    _check_idempotency_key(idempotency_key)
     if idempotency_key and (existing := _by_idempotency_key(idempotency_key)):
         return existing
     now = timezone.now()
-    message_id = new_message_id(email.from_.domain)
+    message_id = new_message_id(email.from_.addr_spec.rpartition("@")[2])
     built = build_message(
         email,
         message_id=message_id,
@@ -99,6 +100,8 @@ def message_enqueue_raw(
     recipients: Sequence[str],
     raw: bytes,
     source: Source,
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
     lane: Lane = Lane.TRANSACTIONAL,
     sender_user: Any = None,
     idempotency_key: str | None = None,
@@ -107,8 +110,10 @@ def message_enqueue_raw(
     """Queue a message that is already RFC 5322 bytes (send_mail, the SMTP listener).
 
     The bytes are sent as they are, except that a missing Message-ID is added, so that a
-    retry after an uncertain delivery carries the same one.
+    retry after an uncertain delivery carries the same one. `recipients` are recorded as To;
+    `cc` and `bcc` only label envelope recipients for the pages (the bytes decide headers).
     """
+    _check_idempotency_key(idempotency_key)
     if idempotency_key and (existing := _by_idempotency_key(idempotency_key)):
         return existing
     if len(raw) > settings.POSTROOM_MAX_MESSAGE_BYTES:
@@ -118,7 +123,12 @@ def message_enqueue_raw(
             field="raw",
         )
     sender = normalize_address(envelope_from) if envelope_from else None
-    normalized = [normalize_address(address) for address in recipients]
+    kinds = [
+        *((address, RecipientKind.TO) for address in recipients),
+        *((address, RecipientKind.CC) for address in cc),
+        *((address, RecipientKind.BCC) for address in bcc),
+    ]
+    normalized = [(normalize_address(address), kind) for address, kind in kinds]
     if not normalized:
         raise ValidationError("The message has no recipients.", field="recipients")
     headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
@@ -133,10 +143,10 @@ def message_enqueue_raw(
         return Message.objects.get(message_id=message_id)
     return _insert(
         message_id=message_id,
-        envelope_from=sender.ascii_email if sender else "",
-        recipients=[(address.ascii_email, RecipientKind.TO) for address in normalized],
+        envelope_from=sender.addr_spec if sender else "",
+        recipients=[(address.addr_spec, kind) for address, kind in normalized],
         raw=raw,
-        needs_smtputf8=any(address.needs_smtputf8 for address in normalized)
+        needs_smtputf8=any(address.needs_smtputf8 for address, _ in normalized)
         or bool(sender and sender.needs_smtputf8),
         from_header=str(headers.get("From", ""))[:500],
         subject=str(headers.get("Subject", "")),
@@ -148,6 +158,17 @@ def message_enqueue_raw(
         expires_at=None,
         now=timezone.now(),
     )
+
+
+MAX_IDEMPOTENCY_KEY = 200  # Message.idempotency_key's column width
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationError(
+            f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY} characters.",
+            field="idempotency_key",
+        )
 
 
 def _by_idempotency_key(key: str) -> Message | None:

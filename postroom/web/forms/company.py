@@ -26,6 +26,7 @@ SECURE_CHOICES = [
 ADVANCED_FIELDS = (
     "smtp_tls_mode", "smtp_ca_certificate", "smtp_helo_name", "smtp_auth_method",
     "smtp_timeout_connect", "smtp_timeout_command", "smtp_timeout_data",
+    "smtp_max_connections", "smtp_rate_per_second", "smtp_rate_per_minute", "smtp_rate_per_day",
 )
 
 
@@ -59,6 +60,20 @@ def _timeout_field(label: str, which: str) -> forms.IntegerField:
             f"at most {validation.TIMEOUT_MAXIMA[which]}."
         ),
         error_messages={"invalid": "Enter a whole number of seconds."},
+    )
+
+
+def _rate_field(label: str, per: str, note: str = "") -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=0,
+        widget=forms.NumberInput(attrs={"min": 0, "max": validation.RATE_MAXIMA[per]}),
+        help_text=f"0 or blank: no limit. {note}".strip(),
+        error_messages={
+            "invalid": "Enter a whole number of messages.",
+            "min_value": "Enter 0 (no limit) or more.",
+        },
     )
 
 
@@ -147,6 +162,25 @@ class CompanySmtpForm(forms.Form):
     smtp_timeout_connect = _timeout_field("Connect timeout", "connect")
     smtp_timeout_command = _timeout_field("Command timeout", "command")
     smtp_timeout_data = _timeout_field("End of data timeout", "data")
+    smtp_max_connections = forms.IntegerField(
+        label="Maximum connections",
+        required=False,
+        widget=forms.NumberInput(attrs={"min": 1, "max": validation.MAX_CONNECTIONS}),
+        help_text=f"Sessions open at once to this server. Default "
+        f"{validation.DEFAULT_CONNECTIONS}; Microsoft 365 allows 3 per mailbox.",
+        error_messages={"invalid": "Enter a whole number of connections."},
+    )
+    smtp_rate_per_second = _rate_field("Messages per second", "second")
+    smtp_rate_per_minute = _rate_field(
+        "Messages per minute", "minute", "Microsoft 365 allows 30 per minute per mailbox."
+    )
+    smtp_rate_per_day = _rate_field(
+        "Messages per day", "day", "Gmail allows about 2,000 a day for Workspace accounts."
+    )
+    sandbox_mode = forms.BooleanField(
+        label="Sandbox mode: capture all mail in the Inbox; nothing leaves this machine",
+        required=False,
+    )
 
     def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -225,6 +259,11 @@ class CompanySmtpForm(forms.Form):
         return _checked(validation.timeout_clean, self.cleaned_data["smtp_timeout_data"],
                         which="data")
 
+    def clean_smtp_max_connections(self) -> int:
+        return _checked(
+            validation.max_connections_clean, self.cleaned_data["smtp_max_connections"]
+        )
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if "smtp_secure_required" in data and "smtp_tls_mode" in data:
@@ -261,4 +300,9 @@ def company_smtp_initial(company: Company) -> dict[str, Any]:
         "smtp_timeout_connect": company.smtp_timeout_connect,
         "smtp_timeout_command": company.smtp_timeout_command,
         "smtp_timeout_data": company.smtp_timeout_data,
+        "smtp_max_connections": company.smtp_max_connections,
+        "smtp_rate_per_second": company.smtp_rate_per_second,
+        "smtp_rate_per_minute": company.smtp_rate_per_minute,
+        "smtp_rate_per_day": company.smtp_rate_per_day,
+        "sandbox_mode": company.sandbox_mode,
     }

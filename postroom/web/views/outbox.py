@@ -39,12 +39,16 @@ class OutboxFilterForm(forms.Form):
         label="Lane", required=False, choices=[("", "Any lane"), *Lane.choices]
     )
     sender = forms.CharField(
-        label="From", required=False, max_length=FILTER_TEXT_MAX_LENGTH,
+        label="From",
+        required=False,
+        max_length=FILTER_TEXT_MAX_LENGTH,
         help_text="Part of the sender's address or name",
         widget=forms.TextInput(attrs={"type": "search"}),
     )
     recipient = forms.CharField(
-        label="To", required=False, max_length=FILTER_TEXT_MAX_LENGTH,
+        label="To",
+        required=False,
+        max_length=FILTER_TEXT_MAX_LENGTH,
         help_text="Part of any recipient's address",
         widget=forms.TextInput(attrs={"type": "search"}),
     )
