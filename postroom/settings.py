@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "postroom.company",
     "postroom.outbox",
     "postroom.inbox",
+    "postroom.contacts",
     "postroom.web",
 ]
 

@@ -1,5 +1,6 @@
 from django.urls import include, path
 
 urlpatterns = [
+    path("api/", include("postroom.api.urls")),
     path("", include("postroom.web.urls")),
 ]

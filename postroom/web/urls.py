@@ -27,4 +27,6 @@ urlpatterns = [
     path("audit/", include("postroom.web.views.audit")),
     path("outbox/", include("postroom.web.views.outbox")),
     path("inbox/", include("postroom.web.views.inbox")),
+    path("contacts/", include("postroom.web.views.contacts")),
+    path("api-keys/", include("postroom.web.views.api_keys")),
 ]
