@@ -78,6 +78,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the web server read while the worker writes; synchronous=FULL makes a commit
     # durable before Postroom says a message is accepted.
     DATABASES["default"]["OPTIONS"] = {

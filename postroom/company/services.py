@@ -202,3 +202,23 @@ def company_verify_secrets() -> None:
                     "moving to a new one. If the old key is lost, clear the stored passwords "
                     "with `postroom forget-secrets` and enter them again."
                 ) from None
+
+
+def company_forget_secrets() -> list[str]:
+    """Clear every stored secret without decrypting it; return the labels cleared."""
+    cleared: list[str] = []
+    with transaction.atomic():
+        company = Company.objects.select_for_update().get(pk=company_get().pk)
+        for field, label in SECRET_FIELDS:
+            if getattr(company, field):
+                setattr(company, field, "")
+                cleared.append(label)
+        if cleared:
+            company.save()
+            audit_record(
+                actor=None,
+                action="company.secrets.forgotten",
+                subject=AUDIT_SUBJECT,
+                changes={label: {"changed": True, "secret": "cleared"} for label in cleared},
+            )
+    return cleared

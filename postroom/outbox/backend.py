@@ -73,6 +73,7 @@ def outbox_message_enqueue(*, email_message: EmailMessage, sender_user: Any = No
             field="recipients",
         )
     sender = parse_address(email_message.from_email, label="Sender", field="from_email")
+
     def envelope(addresses: Sequence[str], kind: str) -> list[str]:
         return [
             parse_address(address, label=f"{kind} {index}", field="recipients").addr_spec

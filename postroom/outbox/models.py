@@ -101,6 +101,9 @@ class BulkTemplate(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"template {self.content_hash[:12]}"
+
 
 class Message(models.Model):
     message_id = models.CharField(max_length=250, unique=True)
@@ -195,6 +198,9 @@ class Attempt(models.Model):
     class Meta:
         ordering = ["at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.stage} {self.code} {self.classification}"
+
 
 class ServerPause(models.Model):
     """A server whose sending stopped because our side is wrong (bad password, refused sender).
@@ -207,3 +213,37 @@ class ServerPause(models.Model):
     paused_at = models.DateTimeField()
     code = models.PositiveSmallIntegerField(null=True, blank=True)
     reason = models.TextField()
+
+    def __str__(self) -> str:
+        return f"{self.server} paused"
+
+
+class EventKind(models.TextChoices):
+    MESSAGE_QUEUED = "message.queued", "Message queued"
+    MESSAGE_SENT = "message.sent", "Message sent"
+    MESSAGE_DEFERRED = "message.deferred", "Message deferred"
+    MESSAGE_FAILED = "message.failed", "Message failed"
+    MESSAGE_UNCERTAIN = "message.uncertain", "Message uncertain"
+    RECIPIENT_UNSUBSCRIBED = "recipient.unsubscribed", "Recipient unsubscribed"
+
+
+class Event(models.Model):
+    """A delivery event, written in the same transaction as the state change it reports.
+
+    This is an outbox of events: webhooks (and anything else that reacts to delivery) read
+    from here, so a crash between the change and its notification loses nothing.
+    """
+
+    kind = models.CharField(max_length=30, choices=EventKind.choices)
+    created_at = models.DateTimeField(db_index=True)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    recipient = models.CharField(max_length=320, blank=True)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.recipient}"

@@ -30,6 +30,8 @@ from postroom.outbox.models import (
     LANE_PRIORITY,
     PENDING_RECIPIENT_STATUSES,
     Classification,
+    Event,
+    EventKind,
     Lane,
     Message,
     MessageStatus,
@@ -217,6 +219,18 @@ def _insert(
                 Recipient(message=message, address=address, kind=kind)
                 for address, kind in recipients
             )
+            Event.objects.create(
+                kind=EventKind.MESSAGE_QUEUED,
+                created_at=now,
+                message=message,
+                data={
+                    "id": message.pk,
+                    "message_id": message_id,
+                    "lane": lane,
+                    "source": source,
+                    "recipients": [address for address, _ in recipients],
+                },
+            )
             transaction.on_commit(wake.notify_workers)
     except IntegrityError:
         if idempotency_key and (existing := _by_idempotency_key(idempotency_key)):
@@ -282,8 +296,13 @@ def message_claim_batch(
         )
         rows = list(
             Message.objects.filter(claim_token=token).values_list(
-                "id", "message_id", "envelope_from", "raw", "needs_smtputf8",
-                "attempt_count", "expires_at",
+                "id",
+                "message_id",
+                "envelope_from",
+                "raw",
+                "needs_smtputf8",
+                "attempt_count",
+                "expires_at",
             )
         )
         claimed_ids = [row[0] for row in rows]
@@ -363,6 +382,7 @@ def delivery_record(
     message_rows: list[tuple[Any, ...]] = []
     recipient_rows: list[tuple[Any, ...]] = []
     attempt_rows: list[tuple[Any, ...]] = []
+    events: list[Event] = []
     for result in results:
         claimed = result.message
         statuses: list[str] = []
@@ -397,6 +417,30 @@ def delivery_record(
                     outcome.recipient.id,
                 )
             )
+            events.append(
+                Event(
+                    kind=_event_kind(outcome.classification, transition.status),
+                    created_at=now,
+                    message_id=claimed.id,
+                    recipient=outcome.recipient.address,
+                    data={
+                        "id": claimed.id,
+                        "message_id": claimed.message_id,
+                        "recipient": outcome.recipient.address,
+                        "status": transition.status,
+                        "classification": outcome.classification,
+                        "code": outcome.code,
+                        "enhanced_code": outcome.enhanced_code,
+                        "text": text,
+                        "attempt": claimed.attempt_count,
+                        "next_attempt_at": (
+                            transition.next_attempt_at.isoformat()
+                            if transition.next_attempt_at
+                            else None
+                        ),
+                    },
+                )
+            )
             attempt_rows.append(
                 (
                     claimed.id,
@@ -427,6 +471,16 @@ def delivery_record(
         cursor.executemany(_UPDATE_RECIPIENT, recipient_rows)
         cursor.executemany(_INSERT_ATTEMPT, attempt_rows)
         cursor.executemany(_UPDATE_MESSAGE, message_rows)
+        Event.objects.bulk_create(events)
+
+
+def _event_kind(classification: Classification, status: str) -> EventKind:
+    if classification == Classification.UNCERTAIN:
+        return EventKind.MESSAGE_UNCERTAIN
+    return {
+        RecipientStatus.SENT: EventKind.MESSAGE_SENT,
+        RecipientStatus.FAILED: EventKind.MESSAGE_FAILED,
+    }.get(status, EventKind.MESSAGE_DEFERRED)
 
 
 def _message_status_after(claimed: ClaimedMessage, new_statuses: list[str]) -> MessageStatus:
@@ -522,9 +576,9 @@ def server_resume(*, server: str) -> None:
     with transaction.atomic():
         ServerPause.objects.filter(server=server).delete()
         # Messages held back by the pause go now rather than at their scheduled retry.
-        Message.objects.filter(status=MessageStatus.QUEUED, next_attempt_at__gt=timezone.now()).update(
-            next_attempt_at=timezone.now()
-        )
+        Message.objects.filter(
+            status=MessageStatus.QUEUED, next_attempt_at__gt=timezone.now()
+        ).update(next_attempt_at=timezone.now())
         transaction.on_commit(wake.notify_workers)
 
 

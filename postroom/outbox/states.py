@@ -55,15 +55,18 @@ def recipient_after(
     if classification == Classification.CONFIG:
         # Our settings are wrong, not the recipient: keep it queued, do not count it against
         # the recipient, and let the paused server hold the queue until an admin resumes it.
-        return RecipientTransition(RecipientStatus.QUEUED, now + policy.first_delay, uncertain_count)
-    retry_at = policy.next_attempt_at(failed_attempts=failed_attempts, expires_at=expires_at, now=now)
+        return RecipientTransition(
+            RecipientStatus.QUEUED, now + policy.first_delay, uncertain_count
+        )
+    retry_at = policy.next_attempt_at(
+        failed_attempts=failed_attempts, expires_at=expires_at, now=now
+    )
     if retry_at is None:
         return RecipientTransition(
             RecipientStatus.FAILED,
             None,
             uncertain_count,
-            "Gave up: the server kept answering with temporary failures until the message "
-            "expired.",
+            "Gave up: the server kept answering with temporary failures until the message expired.",
         )
     return RecipientTransition(RecipientStatus.DEFERRED, retry_at, uncertain_count)
 

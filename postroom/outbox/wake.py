@@ -15,8 +15,8 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection

@@ -134,7 +134,9 @@ class Worker:
             self._wake.clear()
             config = await self._in_db(self._server_config)
             await self._use_config(config)
-            if config is None or await self._in_db(services.server_is_paused, server=_server_key(config)):
+            if config is None or await self._in_db(
+                services.server_is_paused, server=_server_key(config)
+            ):
                 await self._sleep(IDLE_WAKE_SECONDS)
                 continue
             room = self._queue.maxsize - self._queue.qsize()
@@ -153,7 +155,10 @@ class Worker:
                 await self._sleep(_seconds_until(next_due, cap=IDLE_WAKE_SECONDS))
 
     async def _sleep(self, seconds: float) -> None:
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stopping.wait())]
+        waiters = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        ]
         try:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -191,13 +196,21 @@ class Worker:
         pool, config = self._pool, self._config
         now = timezone.now()
         if message.expires_at <= now:
-            return _same_for_all(message, "-", "queue", Classification.PERMANENT, text=(
-                "Expired: the message could not be delivered before its expiry time."
-            ))
+            return _same_for_all(
+                message,
+                "-",
+                "queue",
+                Classification.PERMANENT,
+                text=("Expired: the message could not be delivered before its expiry time."),
+            )
         if pool is None or config is None:
-            return _same_for_all(message, "-", "config", Classification.CONFIG, text=(
-                "No SMTP server is configured."
-            ))
+            return _same_for_all(
+                message,
+                "-",
+                "config",
+                Classification.CONFIG,
+                text=("No SMTP server is configured."),
+            )
         envelope = Envelope(
             sender=message.envelope_from,
             recipients=[recipient.address for recipient in message.recipients],
