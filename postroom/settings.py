@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # For its bundled Swagger UI files: the API docs must load without the internet.
+    "ninja",
     "postroom.core",
     "postroom.accounts",
     "postroom.company",
@@ -145,6 +147,8 @@ POSTROOM_RETRY_FIRST_SECONDS = env.env_int("RETRY_FIRST_SECONDS", 300)
 POSTROOM_RETRY_MAX_SECONDS = env.env_int("RETRY_MAX_SECONDS", 4000)
 POSTROOM_RETRY_GIVE_UP_SECONDS = env.env_int("RETRY_GIVE_UP_SECONDS", 5 * 24 * 3600)
 POSTROOM_MAX_MESSAGE_BYTES = env.env_int("MAX_MESSAGE_BYTES", 25 * 1024 * 1024)
+# An API send carries attachments as base64 (4/3 of their size) plus the JSON around them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = POSTROOM_MAX_MESSAGE_BYTES * 4 // 3 + 1024 * 1024
 POSTROOM_WORKER_LEASE_SECONDS = env.env_int("WORKER_LEASE_SECONDS", 600)
 POSTROOM_WORKER_BATCH = env.env_int("WORKER_BATCH", 200)
 POSTROOM_CAPTURE_HOST = env.env_str("CAPTURE_HOST", "127.0.0.1")

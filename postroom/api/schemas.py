@@ -1,0 +1,247 @@
+"""The API's request and response shapes; they are also its OpenAPI documentation.
+
+Schemas check shape and obvious bounds only. Whether an address, a header or an attachment
+is acceptable is decided by the message builder (postroom.mail.message), the same rules for
+every way mail enters Postroom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from django.http import HttpRequest
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+from postroom.core.errors import ValidationError
+from postroom.outbox.models import MessageStatus
+from postroom.outbox.selectors import SHOWN_ATTEMPTS
+
+# A header line holds at most 998 characters (RFC 5322 §2.1.1): an address written longer
+# cannot be put in one, so longer input is refused before it is parsed.
+MAX_ADDRESS_TEXT = 998
+# Past 1,000 recipients one message is a mailing list; campaigns send one message per
+# person, with unsubscribe, which is what a list of that size needs.
+MAX_RECIPIENTS_PER_FIELD = 1000
+# Most file systems cap a file name at 255 bytes (postroom.mail.message.MAX_FILENAME_LENGTH).
+MAX_FILENAME = 255
+# RFC 6838 §4.2: type and subtype names are at most 127 characters each.
+MAX_CONTENT_TYPE = 255
+# One page of a list: small enough to answer fast, as list APIs commonly cap it.
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+
+Lane = Literal["transactional", "bulk"]
+Status = Literal[
+    "queued", "sending", "sent", "partial", "deferred", "uncertain", "failed", "cancelled"
+]
+assert set(Status.__args__) == set(MessageStatus.values)  # type: ignore[attr-defined]
+
+
+class _Strict(Schema):
+    # An unknown field is most often a typo ("subjet"): say so instead of ignoring it.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def query_check_known(request: HttpRequest, schema: type[Schema]) -> None:
+    """Refuse a query parameter `schema` does not have: most often a typo ("recipent"),
+    which would otherwise be ignored and list everything."""
+    known = [field.alias or name for name, field in schema.model_fields.items()]
+    for name in request.GET:
+        if name not in known:
+            raise ValidationError(
+                f"Unknown query parameter {name!r}; this list takes {', '.join(known)}.",
+                field=name,
+            )
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+class ErrorDetail(Schema):
+    field: str | None
+    message: str
+
+
+class ErrorBody(Schema):
+    code: str = Field(description="Stable, for programs: invalid, unauthenticated, ...")
+    message: str = Field(description="For people: what is wrong and what to do.")
+    field: str | None = Field(None, description="The request field at fault, if one is.")
+    details: list[ErrorDetail] | None = Field(
+        None, description="Every problem found, when the request did not fit the schema."
+    )
+
+
+class ErrorOut(Schema):
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """The error answers an operation documents: any call can meet 400, 401, 403 and 429."""
+    return dict.fromkeys((400, 401, 403, 429, *statuses), ErrorOut)
+
+
+# --- sending ---------------------------------------------------------------------------
+
+
+class AddressIn(_Strict):
+    email: str = Field(max_length=MAX_ADDRESS_TEXT, examples=["bob@example.org"])
+    name: str = Field("", max_length=MAX_ADDRESS_TEXT, examples=["Bob Jones"])
+
+
+RecipientIn = str | AddressIn
+
+
+class AttachmentIn(_Strict):
+    filename: str = Field(max_length=MAX_FILENAME, examples=["invoice-1042.pdf"])
+    content_type: str = Field(max_length=MAX_CONTENT_TYPE, examples=["application/pdf"])
+    content: str = Field(description="The file's bytes, base64-encoded (RFC 4648 §4).")
+
+
+class SendIn(_Strict):
+    from_: str | None = Field(
+        None,
+        alias="from",
+        max_length=MAX_ADDRESS_TEXT,
+        description=(
+            'Who the mail is from: "company" (the company address), a user\'s login or '
+            "email address, or an address the key lists as an allowed From. Omitted: the "
+            "key's sender user if it has one, else the company."
+        ),
+        examples=["alice"],
+    )
+    to: list[RecipientIn] = Field(
+        default_factory=list,
+        max_length=MAX_RECIPIENTS_PER_FIELD,
+        description='Addresses: "bob@example.org", "Bob <bob@example.org>" or objects.',
+        examples=[["Bob Jones <bob@example.org>"]],
+    )
+    cc: list[RecipientIn] = Field(default_factory=list, max_length=MAX_RECIPIENTS_PER_FIELD)
+    bcc: list[RecipientIn] = Field(
+        default_factory=list,
+        max_length=MAX_RECIPIENTS_PER_FIELD,
+        description="In the envelope only, never in a header.",
+    )
+    reply_to: list[RecipientIn] = Field(
+        default_factory=list, max_length=MAX_RECIPIENTS_PER_FIELD
+    )
+    subject: str = Field("", examples=["Your invoice 1042"])
+    text: str | None = Field(None, description="The plain-text body.")
+    html: str | None = Field(
+        None, description="The HTML body; give a text body too, for the best delivery."
+    )
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list,
+        description="Files; their total is capped by POSTROOM_MAX_MESSAGE_BYTES.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra headers from the allow-list: X-*, List-*, Auto-Submitted, Precedence, "
+            "In-Reply-To, References, Keywords, Comments, Organization, Importance, "
+            "Priority, Feedback-ID."
+        ),
+    )
+    lane: Lane = Field(
+        "transactional",
+        description="transactional (people waiting for it) or bulk (never ahead of them).",
+    )
+    send_at: dt.datetime | None = Field(
+        None,
+        description=(
+            "Send no earlier than this (ISO 8601). Without an offset, Postroom's time zone. "
+            "At most 366 days ahead."
+        ),
+    )
+
+
+# --- messages --------------------------------------------------------------------------
+
+
+class AttemptOut(Schema):
+    at: dt.datetime
+    recipient: str | None = Field(description="None: the attempt failed for every recipient.")
+    server: str
+    stage: str = Field(description="connect, tls, auth, mail, rcpt, data or end_of_data")
+    code: int | None
+    enhanced_code: str
+    text: str
+    classification: str
+
+
+class RecipientOut(Schema):
+    address: str
+    kind: Literal["to", "cc", "bcc"]
+    status: str
+    attempt_count: int
+    last_code: int | None
+    last_enhanced_code: str
+    last_text: str
+    sent_at: dt.datetime | None
+    attempts: list[AttemptOut]
+
+
+class MessageSummaryOut(Schema):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    message_id: str = Field(description="The Message-ID header, as sent.")
+    status: Status
+    lane: Lane
+    source: str
+    from_: str = Field(alias="from")
+    envelope_from: str
+    subject: str
+    created_at: dt.datetime
+    send_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    attempt_count: int
+    recipient_count: int
+
+
+class MessageOut(MessageSummaryOut):
+    recipients: list[RecipientOut]
+    attempts: list[AttemptOut] = Field(
+        description="Attempts that concern no single recipient (connection, TLS, login)."
+    )
+    attempt_total: int = Field(
+        description=f"All attempts recorded; at most the newest {SHOWN_ATTEMPTS} are listed."
+    )
+
+
+class MessageListOut(Schema):
+    items: list[MessageSummaryOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page."
+    )
+
+
+class MessageListQuery(_Strict):
+    status: Status | None = None
+    lane: Lane | None = None
+    recipient: str | None = Field(
+        None, max_length=MAX_ADDRESS_TEXT, description="An exact address (any case)."
+    )
+    from_: str | None = Field(
+        None, alias="from", max_length=MAX_ADDRESS_TEXT,
+        description="The envelope sender address, exact (any case).",
+    )
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    cursor: str | None = Field(None, max_length=100)
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+class KeyOut(Schema):
+    name: str
+    prefix: str
+    scopes: list[str]
+    sender_user: str | None = Field(description="The login of the user it may send as.")
+    allowed_from: list[str]
+    rate_limit_per_minute: int
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
