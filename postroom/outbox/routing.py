@@ -6,28 +6,51 @@ real SMTP to the capture server `postroom run` starts, and shows up on the Inbox
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 
 from postroom.company.selectors import company_get
 from postroom.company.smtp import company_smtp_config
 from postroom.mail.config import SmtpServerConfig, TlsPolicy
+from postroom.mail.pool import RateLimits
+
+# The capture inbox is on this machine: as many sessions as the worker has senders.
+CAPTURE_CONNECTIONS = 8
 
 
-def capture_server_config() -> SmtpServerConfig:
-    return SmtpServerConfig(
+@dataclass(frozen=True)
+class DeliveryRoute:
+    config: SmtpServerConfig
+    connections: int
+    limits: RateLimits
+    is_sandbox: bool
+
+    @property
+    def server(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+
+def capture_route() -> DeliveryRoute:
+    config = SmtpServerConfig(
         host=settings.POSTROOM_CAPTURE_HOST,
         port=settings.POSTROOM_CAPTURE_PORT,
         tls=TlsPolicy.NONE,
     )
+    return DeliveryRoute(config, CAPTURE_CONNECTIONS, RateLimits(), is_sandbox=True)
 
 
-def is_sandboxed() -> bool:
-    company = company_get()
-    return company.sandbox_mode or not company.is_smtp_configured
-
-
-def delivery_server_config() -> SmtpServerConfig:
+def delivery_route() -> DeliveryRoute:
     company = company_get()
     if company.sandbox_mode or not company.is_smtp_configured:
-        return capture_server_config()
-    return company_smtp_config(company)
+        return capture_route()
+    return DeliveryRoute(
+        config=company_smtp_config(company),
+        connections=company.smtp_max_connections,
+        limits=RateLimits(
+            per_second=company.smtp_rate_per_second,
+            per_minute=company.smtp_rate_per_minute,
+            per_day=company.smtp_rate_per_day,
+        ),
+        is_sandbox=False,
+    )

@@ -26,11 +26,11 @@ from typing import Any, TypeVar
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from postroom.mail.config import SmtpServerConfig
-from postroom.mail.delivery import Envelope
+from postroom.mail.outcome import Envelope
 from postroom.mail.pool import ConnectionPool
 from postroom.outbox import services, wake
 from postroom.outbox.models import Classification
+from postroom.outbox.routing import DeliveryRoute
 from postroom.outbox.services import ClaimedMessage, MessageResult, RecipientResult
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ def default_worker_name() -> str:
 class WorkerOptions:
     name: str
     batch_size: int = 200
-    concurrency: int = 8
+    # Sender tasks; the pool of the route (the company's "maximum connections") decides
+    # how many sessions are really open.
+    concurrency: int = 16
 
 
 class Worker:
@@ -60,10 +62,10 @@ class Worker:
         self,
         options: WorkerOptions,
         *,
-        server_config: Callable[[], SmtpServerConfig | None],
+        route: Callable[[], DeliveryRoute],
     ) -> None:
         self.options = options
-        self._server_config = server_config
+        self._route_source = route
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-db")
         self._queue: asyncio.Queue[ClaimedMessage] = asyncio.Queue(maxsize=options.batch_size * 2)
         self._pending: list[tuple[MessageResult, asyncio.Future[None]]] = []
@@ -71,7 +73,10 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._pool: ConnectionPool | None = None
-        self._config: SmtpServerConfig | None = None
+        self._route: DeliveryRoute | None = None
+        # Set when the server refused us for a reason of ours (password, sender, TLS): the
+        # messages already claimed go back untried instead of each meeting the same refusal.
+        self._is_paused = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- database thread -----------------------------------------------------------------
@@ -132,11 +137,10 @@ class Worker:
     async def _claimer(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            config = await self._in_db(self._server_config)
-            await self._use_config(config)
-            if config is None or await self._in_db(
-                services.server_is_paused, server=_server_key(config)
-            ):
+            route = await self._in_db(self._route_source)
+            await self._use_route(route)
+            self._is_paused = await self._in_db(services.server_is_paused, server=route.server)
+            if self._is_paused:
                 await self._sleep(IDLE_WAKE_SECONDS)
                 continue
             room = self._queue.maxsize - self._queue.qsize()
@@ -165,13 +169,13 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _use_config(self, config: SmtpServerConfig | None) -> None:
-        if config == self._config:
+    async def _use_route(self, route: DeliveryRoute) -> None:
+        if route == self._route:
             return
         if self._pool is not None:
             await self._pool.close()
-        self._config = config
-        self._pool = ConnectionPool(config, size=self.options.concurrency) if config else None
+        self._route = route
+        self._pool = ConnectionPool(route.config, size=route.connections, limits=route.limits)
 
     async def _release_queued(self) -> None:
         leftovers: list[ClaimedMessage] = []
@@ -193,23 +197,23 @@ class Worker:
             await asyncio.shield(done)
 
     async def _deliver(self, message: ClaimedMessage) -> MessageResult:
-        pool, config = self._pool, self._config
-        now = timezone.now()
-        if message.expires_at <= now:
+        pool, route = self._pool, self._route
+        assert pool is not None and route is not None
+        if message.expires_at <= timezone.now():
             return _same_for_all(
                 message,
-                "-",
+                route.server,
                 "queue",
                 Classification.PERMANENT,
-                text=("Expired: the message could not be delivered before its expiry time."),
+                text="Expired: the message could not be delivered before its expiry time.",
             )
-        if pool is None or config is None:
+        if self._is_paused:
             return _same_for_all(
                 message,
-                "-",
-                "config",
+                route.server,
+                "connect",
                 Classification.CONFIG,
-                text=("No SMTP server is configured."),
+                text="Not tried: sending to this server is paused (see the Outbox page).",
             )
         envelope = Envelope(
             sender=message.envelope_from,
@@ -218,35 +222,33 @@ class Worker:
             needs_smtputf8=message.needs_smtputf8,
         )
         try:
-            async with pool.connection() as smtp:
-                outcome = await smtp.deliver(envelope)
+            outcome = await pool.deliver(envelope)
         except Exception as error:  # a transport bug must defer the message, not lose it
             logger.exception("Delivery of %s failed unexpectedly", message.message_id)
             return _same_for_all(
-                message, _server_key(config), "connect", Classification.TEMPORARY, text=str(error)
+                message, route.server, "connect", Classification.TEMPORARY, text=str(error)
             )
-        by_address = {item.address: item for item in outcome.recipients}
-        results = []
-        for recipient in message.recipients:
-            item = by_address[recipient.address]
-            results.append(
-                RecipientResult(
-                    recipient=recipient,
-                    classification=Classification(item.classification.value),
-                    code=item.code,
-                    enhanced_code=item.enhanced_code,
-                    text=item.text,
-                )
+        results = [
+            RecipientResult(
+                recipient=recipient,
+                classification=Classification(item.classification.value),
+                code=item.code,
+                enhanced_code=item.enhanced,
+                text=item.text,
             )
-        if outcome.pause:
+            for recipient, item in zip(message.recipients, outcome.recipients, strict=True)
+        ]
+        if outcome.should_pause:
+            self._is_paused = True
+            code = next((item.code for item in outcome.recipients if item.code), None)
             await self._in_db(
                 services.server_pause,
-                server=_server_key(config),
-                code=outcome.pause_code,
+                server=route.server,
+                code=code,
                 reason=outcome.pause_reason,
             )
         return MessageResult(
-            message=message, server=_server_key(config), stage=outcome.stage, recipients=results
+            message=message, server=route.server, stage=outcome.stage, recipients=results
         )
 
     # -- recorder -------------------------------------------------------------------------
@@ -278,10 +280,6 @@ class Worker:
                     done.set_result(None)
 
 
-def _server_key(config: SmtpServerConfig) -> str:
-    return f"{config.host}:{config.port}"
-
-
 def _seconds_until(when: dt.datetime | None, *, cap: float) -> float:
     if when is None:
         return cap
@@ -304,9 +302,9 @@ def _same_for_all(
 
 async def run_worker(options: WorkerOptions, *, stop: asyncio.Event) -> None:
     """Run a worker until `stop` is set, woken by enqueues from any process."""
-    from postroom.outbox.routing import delivery_server_config
+    from postroom.outbox.routing import delivery_route
 
-    worker = Worker(options, server_config=delivery_server_config)
+    worker = Worker(options, route=delivery_route)
     listener = wake.WakeListener(worker.wake)
     await listener.start()
     running = asyncio.create_task(worker.run())

@@ -1,0 +1,92 @@
+"""Run the real outbox worker in a thread of the test process, against a real SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from postroom.company.models import Company
+from postroom.company.selectors import company_get
+from postroom.mail.addresses import parse_address
+from postroom.mail.message import OutgoingEmail
+from postroom.outbox.models import Lane, Message, Source
+from postroom.outbox.services import message_enqueue
+from postroom.outbox.worker import WorkerOptions, run_worker
+
+
+def company_smtp_at(port: int, **fields: object) -> Company:
+    """Point the company at a plain-text test server on 127.0.0.1."""
+    company = company_get()
+    values: dict[str, object] = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_secure_required": False,
+        "smtp_tls_mode": "none",
+        "sender_email": "office@example.com",
+        "smtp_timeout_connect": 5,
+        "smtp_timeout_command": 5,
+        "smtp_timeout_data": 5,
+        **fields,
+    }
+    for name, value in values.items():
+        setattr(company, name, value)
+    company.save()
+    return company
+
+
+def enqueue(
+    *to: str, subject: str = "Hello", text: str = "Hello there.\r\n", lane: Lane = Lane.TRANSACTIONAL
+) -> Message:
+    email = OutgoingEmail(
+        from_=parse_address("Alice Smith <alice@example.com>"),
+        to=[parse_address(address) for address in to],
+        subject=subject,
+        text=text,
+    )
+    return message_enqueue(email=email, source=Source.API, lane=lane)
+
+
+@contextmanager
+def running_worker(*, concurrency: int = 4, batch_size: int = 50) -> Iterator[None]:
+    """The worker on its own event loop in a thread, stopped (gracefully) at the end."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        options = WorkerOptions(name="test-worker", batch_size=batch_size, concurrency=concurrency)
+        try:
+            loop.run_until_complete(run_worker(options, stop=stop))
+        except BaseException as error:  # surfaced in the test below
+            failure.append(error)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="test-worker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the worker did not stop within 30 s"
+        if failure:
+            raise failure[0]
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 10, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+def status_of(message: Message) -> str:
+    message.refresh_from_db()
+    return message.status
