@@ -77,6 +77,10 @@ class Worker:
         # Set when the server refused us for a reason of ours (password, sender, TLS): the
         # messages already claimed go back untried instead of each meeting the same refusal.
         self._is_paused = False
+        # A connection's worth of work: delivering one message and committing its outcome.
+        # Holding it across the commit bounds what a crash can duplicate to one message per
+        # connection.
+        self._slots = asyncio.Semaphore(1)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- database thread -----------------------------------------------------------------
@@ -176,6 +180,7 @@ class Worker:
             await self._pool.close()
         self._route = route
         self._pool = ConnectionPool(route.config, size=route.connections, limits=route.limits)
+        self._slots = asyncio.Semaphore(route.connections)
 
     async def _release_queued(self) -> None:
         leftovers: list[ClaimedMessage] = []
@@ -189,12 +194,13 @@ class Worker:
     async def _sender(self) -> None:
         while True:
             message = await self._queue.get()
-            result = await self._deliver(message)
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._pending.append((result, done))
-            self._record_signal.set()
-            # Shielded: a stop request must not lose an outcome the server already gave us.
-            await asyncio.shield(done)
+            async with self._slots:
+                result = await self._deliver(message)
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._pending.append((result, done))
+                self._record_signal.set()
+                # Shielded: a stop request must not lose an outcome the server already gave.
+                await asyncio.shield(done)
 
     async def _deliver(self, message: ClaimedMessage) -> MessageResult:
         pool, route = self._pool, self._route
