@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "postroom.outbox",
     "postroom.inbox",
     "postroom.contacts",
+    "postroom.webhooks",
     "postroom.web",
 ]
 

@@ -29,4 +29,5 @@ urlpatterns = [
     path("inbox/", include("postroom.web.views.inbox")),
     path("contacts/", include("postroom.web.views.contacts")),
     path("api-keys/", include("postroom.web.views.api_keys")),
+    path("webhooks/", include("postroom.web.views.webhooks")),
 ]
