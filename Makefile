@@ -3,14 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint check-python clean
+POSTROOM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postroom
+export POSTROOM_TEST_POSTGRES_URL
+
+.PHONY: run test test-postgres bench lint check-python clean
 
 run: $(VENV)/.installed-run
 	$(BIN)/postroom run
 
+# The whole suite on SQLite, then the outbox's on PostgreSQL (many workers, SKIP LOCKED).
 test: $(VENV)/.installed-dev
 	bash scripts/test-prereqs
+	PYTHON=$(BIN)/python bash scripts/check-postgres
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-postgres
+
+test-postgres: $(VENV)/.installed-dev
+	POSTROOM_DATABASE_URL=$(POSTROOM_TEST_POSTGRES_URL) $(BIN)/pytest tests/outbox
+
+bench: $(VENV)/.installed-dev
+	bash scripts/test-prereqs
+	$(BIN)/python -m bench.outbox
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check postroom tests bench
