@@ -103,7 +103,7 @@ def test_a_failed_step_shows_what_to_do_and_never_the_password(
     html = admin_client.post(CHECK_URL, **HTMX).content.decode()
     assert "Problem found" in html
     assert 'class="fail" data-step="auth" data-code="wrong_password"' in html
-    assert "What to do: Check the SMTP Authentication Login" in html
+    assert "<strong>What to do:</strong> Check the SMTP Authentication Login" in html
     assert 'class="skip" data-step="mail_from"' in html
     assert PASSWORD not in html
 

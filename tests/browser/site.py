@@ -1,0 +1,52 @@
+"""What the browser tests do on Postroom's pages, named as a person would say it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from playwright.sync_api import Locator, Page, ViewportSize, expect
+
+LAPTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}  # an iPhone 12 to 15 in CSS pixels
+
+# The `open_page` fixture: open_page(viewport=PHONE) gives a page in a fresh browser context.
+PageOpener = Callable[..., Page]
+
+
+def log_in(page: Page, *, username: str, password: str) -> None:
+    """Log in through the login form and land on the dashboard."""
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+def main_nav(page: Page) -> Locator:
+    return page.get_by_role("navigation", name="Main")
+
+
+def nav_names(page: Page) -> list[str]:
+    return [name.strip() for name in main_nav(page).get_by_role("link").all_inner_texts()]
+
+
+def shown(page: Page, label: str) -> Locator:
+    """The value next to `label` in a read-only list (<dl class="view">)."""
+    return page.locator(
+        f"xpath=//dl[contains(@class, 'view')]/dt[normalize-space()='{label}']"
+        "/following-sibling::dd[1]"
+    ).first
+
+
+def field(page: Page, name: str) -> Locator:
+    """A form field's block: its label, input, help text and errors."""
+    return page.locator("div.field").filter(has=page.locator(f"[name='{name}']"))
+
+
+def field_errors(page: Page, name: str) -> Locator:
+    return field(page, name).locator(".field-error")
+
+
+def has_class(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(^|\s){re.escape(name)}(\s|$)")
