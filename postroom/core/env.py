@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
 PREFIX = "POSTROOM_"
 
 
+@overload
+def env_str(name: str) -> str | None: ...
+@overload
+def env_str(name: str, default: str) -> str: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(PREFIX + name)
     if value is None or value.strip() == "":
@@ -81,9 +86,7 @@ def master_secret(data_dir: Path, *, may_create: bool) -> str:
     if key_file.exists():
         return key_file.read_text().strip()
     if not may_create:
-        raise ImproperlyConfigured(
-            f"No secret key: set {PREFIX}SECRET_KEY or restore {key_file}."
-        )
+        raise ImproperlyConfigured(f"No secret key: set {PREFIX}SECRET_KEY or restore {key_file}.")
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     # O_EXCL so two processes starting at once cannot each write a different key.

@@ -5,6 +5,10 @@ about the wire format is decided here, once:
 
 * `email.message.EmailMessage` with `policy.SMTP` (CRLF, RFC 2047 encoded words, headers folded
   at 76 columns); `policy.SMTPUTF8` only when an address in a header has a UTF-8 local part;
+  Subject and custom headers are folded by postroom.mail.folding — the package's folding,
+  except where the package's output would not read back as written (it can drop the blank
+  between two encoded words: a long Greek subject loses a space). Address headers are folded by
+  the package as is; a non-ASCII display name longer than a line can meet the same fault;
 * no CR, LF, NUL or other control character in any header text (ValidationError at enqueue);
 * custom headers only from an allow-list: a caller cannot forge Received, DKIM-Signature,
   Content-* or a second From, and cannot smuggle a Bcc into the headers;
@@ -34,6 +38,7 @@ from typing import Any
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import Address, normalize_address, reject_control_characters
 from postroom.mail.encoding import POLICY, POLICY_SMTPUTF8, choose_text_cte
+from postroom.mail.folding import FoldedHeader
 
 # RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
 MAX_LINE_OCTETS = 998
@@ -281,7 +286,7 @@ def multipart_content_type(subtype: str, boundary: str) -> str:
 
 
 def text_part(
-    text: str, subtype: str, *, boundaries: Sequence[str], policy: EmailPolicy
+    text: str, subtype: str, *, boundaries: Sequence[str], policy: EmailPolicy[Any]
 ) -> MIMEPart:
     part = MIMEPart(policy=policy)
     part.set_content(text, subtype=subtype, cte=choose_text_cte(text, boundaries=boundaries))
@@ -345,7 +350,7 @@ def _check_attachments(
 
 
 def _attachment_parts(
-    attachments: Sequence[tuple[Attachment, str, str]], policy: EmailPolicy
+    attachments: Sequence[tuple[Attachment, str, str]], policy: EmailPolicy[Any]
 ) -> list[MIMEPart]:
     parts = []
     for attachment, maintype, subtype in attachments:
@@ -445,10 +450,10 @@ def build_message(
         to=recipients.header_to,
         cc=recipients.header_cc,
         reply_to=recipients.header_reply_to,
-        subject=email.subject,
+        subject=FoldedHeader("Subject", email.subject),
         date=date,
         message_id=message_id,
-        headers=custom_headers,
+        headers=[(name, FoldedHeader(name, value)) for name, value in custom_headers],
     )
     for name, value in fields:
         msg[name] = value
@@ -460,7 +465,7 @@ def build_message(
     is_alternative = len(parts) > 1
     # The boundaries a text part sits inside: a 7bit part must not contain them.
     enclosing = ((alternative,) if is_alternative else ()) + ((mixed,) if attachments else ())
-    text_parts = [text_part(c, s, boundaries=enclosing, policy=policy) for s, c in parts]
+    text_parts: list[Any] = [text_part(c, s, boundaries=enclosing, policy=policy) for s, c in parts]
     if not is_alternative and not attachments:
         subtype, content = parts[0]
         msg.set_content(content, subtype=subtype, cte=choose_text_cte(content))

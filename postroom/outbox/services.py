@@ -321,7 +321,7 @@ def message_claim_batch(
             message_id=message_id,
             claim_token=token,
             envelope_from=envelope_from,
-            raw=bytes(raw),
+            raw=bytes(raw or b""),
             needs_smtputf8=needs_smtputf8,
             attempt_count=attempt_count,
             expires_at=expires_at,
@@ -474,7 +474,7 @@ def delivery_record(
         Event.objects.bulk_create(events)
 
 
-def _event_kind(classification: Classification, status: str) -> EventKind:
+def _event_kind(classification: Classification, status: RecipientStatus) -> EventKind:
     if classification == Classification.UNCERTAIN:
         return EventKind.MESSAGE_UNCERTAIN
     return {

@@ -37,10 +37,9 @@ def recipient_after(
         return RecipientTransition(RecipientStatus.FAILED, None, uncertain_count)
     if classification == Classification.UNCERTAIN:
         if uncertain_count == 0:
-            retry_at = now + policy.uncertain_delay
             return RecipientTransition(
                 RecipientStatus.DEFERRED,
-                retry_at,
+                now + policy.uncertain_delay,
                 1,
                 "The connection was lost after the message was sent and before the server "
                 "replied: the server may have it. Retrying once with the same Message-ID.",

@@ -1,0 +1,139 @@
+"""Read contacts, companies and tags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+
+from postroom.accounts.models import User
+from postroom.contacts.fields import contact_email_key
+from postroom.contacts.models import Contact, ImportJob, Organization, Tag
+from postroom.core.errors import NotFoundError
+
+
+@dataclass(frozen=True)
+class ContactFilters:
+    """What the contact list and the export are narrowed to. Empty means no filter."""
+
+    search: str = ""
+    tag: str = ""
+    organization_id: int | None = None
+    has_consent: bool | None = None
+    is_active: bool | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self == ContactFilters()
+
+    def description(self) -> str:
+        """The filters in words, for the audit log: "search 'acme', tag 'vip'"."""
+        parts = []
+        if self.search:
+            parts.append(f"search {self.search!r}")
+        if self.tag:
+            parts.append(f"tag {self.tag!r}")
+        if self.organization_id is not None:
+            parts.append(f"company #{self.organization_id}")
+        if self.has_consent is not None:
+            parts.append("consented" if self.has_consent else "not consented")
+        if self.is_active is not None:
+            parts.append("active" if self.is_active else "inactive")
+        return ", ".join(parts) or "all contacts"
+
+
+def contact_list(*, filters: ContactFilters | None = None) -> QuerySet[Contact]:
+    """Contacts matching every filter, by last name then first name. Each word of `search`
+    must appear in the first name, last name, address or company name."""
+    filters = filters or ContactFilters()
+    contacts = Contact.objects.select_related("organization").prefetch_related("tags")
+    for word in filters.search.split():
+        contacts = contacts.filter(
+            Q(first_name__icontains=word)
+            | Q(last_name__icontains=word)
+            | Q(email__icontains=word)
+            | Q(organization__name__icontains=word)
+        )
+    if filters.tag:
+        contacts = contacts.filter(tags__name=filters.tag)
+    if filters.organization_id is not None:
+        contacts = contacts.filter(organization_id=filters.organization_id)
+    if filters.has_consent is not None:
+        contacts = contacts.filter(marketing_consent=filters.has_consent)
+    if filters.is_active is not None:
+        contacts = contacts.filter(is_active=filters.is_active)
+    return contacts.order_by("last_name", "first_name", "email_key")
+
+
+def contact_list_by_ids(*, ids: Iterable[int]) -> QuerySet[Contact]:
+    """The contacts with these ids (those that still exist), for a selection on the list."""
+    return (
+        Contact.objects.filter(pk__in=list(ids))
+        .select_related("organization")
+        .prefetch_related("tags")
+        .order_by("last_name", "first_name", "email_key")
+    )
+
+
+def contact_get(*, pk: int) -> Contact:
+    try:
+        return Contact.objects.select_related("organization", "created_by").get(pk=pk)
+    except Contact.DoesNotExist:
+        raise NotFoundError(f"There is no contact #{pk}; it may have been deleted.") from None
+
+
+def contact_get_by_email(*, email: str) -> Contact | None:
+    """The contact with this address, compared without regard to case; None if none."""
+    return (
+        Contact.objects.select_related("organization")
+        .filter(email_key=contact_email_key(email.strip()))
+        .first()
+    )
+
+
+def contact_count() -> int:
+    return Contact.objects.count()
+
+
+def organization_list(*, search: str = "") -> QuerySet[Organization]:
+    """Companies by name, each with `contact_count`."""
+    organizations = Organization.objects.annotate(contact_count=Count("contacts"))
+    for word in search.split():
+        organizations = organizations.filter(name__icontains=word)
+    return organizations.order_by("name", "id")
+
+
+def organization_get(*, pk: int) -> Organization:
+    try:
+        return Organization.objects.get(pk=pk)
+    except Organization.DoesNotExist:
+        raise NotFoundError(f"There is no company #{pk}; it may have been deleted.") from None
+
+
+def organization_names() -> list[str]:
+    return list(Organization.objects.order_by("name").values_list("name", flat=True))
+
+
+def tag_names() -> list[str]:
+    return list(Tag.objects.order_by("name").values_list("name", flat=True))
+
+
+def import_job_list(*, user: User, limit: int) -> QuerySet[ImportJob]:
+    """The latest imports a user may see: administrators see everyone's."""
+    jobs = ImportJob.objects.select_related("created_by").defer("report", "preview")
+    if not user.is_administrator:
+        jobs = jobs.filter(created_by=user)
+    return jobs.order_by("-created_at", "-id")[:limit]
+
+
+def import_job_get(*, pk: int, user: User) -> ImportJob:
+    """A job its creator or an administrator may see; others get NotFoundError, so the
+    job's existence is not revealed."""
+    try:
+        job = ImportJob.objects.get(pk=pk)
+    except ImportJob.DoesNotExist:
+        raise NotFoundError(f"There is no import #{pk}.") from None
+    if not user.is_administrator and job.created_by_id != user.pk:
+        raise NotFoundError(f"There is no import #{pk}.")
+    return job

@@ -1,0 +1,335 @@
+"""The dispatcher's database side: fan events out, claim due deliveries, record attempts.
+
+Plain functions over the ORM, called from the dispatcher's one database thread. They hand
+the dispatcher plain data (`ClaimedDelivery`), so its event loop never touches the ORM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models import F, Subquery
+from django.utils import timezone
+
+from postroom.core.errors import SecretKeyError
+from postroom.core.secrets import secret_decrypt
+from postroom.outbox.models import Event
+from postroom.webhooks import signing
+from postroom.webhooks.models import (
+    Cursor,
+    CursorGap,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Endpoint,
+)
+from postroom.webhooks.retry import DEFAULT_POLICY, WebhookRetryPolicy
+from postroom.webhooks.services import events_cursor_ensure
+
+logger = logging.getLogger(__name__)
+
+# Events fanned out per transaction: a few hundred rows keep each write short, so the outbox
+# worker writing beside it on SQLite never waits long for the lock.
+FAN_OUT_BATCH = 500
+# How long an id below the checkpoint that has not appeared is waited for. Only an open
+# transaction can still bring it; Postroom's longest (a bulk enqueue) lasts seconds to
+# minutes, and a rolled-back one leaves a hole that never fills.
+GAP_WAIT = dt.timedelta(hours=1)
+# The most holes noted in one fan-out: as many ids as the issue's largest single import
+# (100,000 rows) could hold open in one transaction. A wider jump of the id sequence (an
+# ALTER SEQUENCE, a restored backup) is taken as a jump, not as that many missing events.
+MAX_NEW_GAPS = 100_000
+# A claimed delivery is the dispatcher's for this long: the 10 s request timeout plus ample
+# time to record the outcome. A crashed dispatcher's deliveries are due again after it.
+LEASE = dt.timedelta(seconds=60)
+# What is kept of a response body or an error, for people to read: 2 KB shows a framework's
+# error page's point without storing a hostile endpoint's megabytes per attempt.
+RESPONSE_EXCERPT_BYTES = 2048
+ERROR_MAX_CHARS = 500
+
+
+# --- fan-out -------------------------------------------------------------------------------
+
+
+def events_fan_out(*, limit: int = FAN_OUT_BATCH, now: dt.datetime | None = None) -> int:
+    """Turn up to `limit` new events into deliveries; return how many events were handled.
+
+    The deliveries and the checkpoint advance commit together, and the advance is a
+    conditional UPDATE on the cursor's version: of two dispatchers fanning out the same
+    events, one writes and the other writes nothing. So no event is fanned out twice, and a
+    crash at any point leaves either all of a batch or none of it.
+    """
+    now = now or timezone.now()
+    cursor = events_cursor_ensure()
+    new_events = list(Event.objects.filter(id__gt=cursor.last_event_id).order_by("id")[:limit])
+    late_events = list(
+        Event.objects.filter(id__in=Subquery(CursorGap.objects.values("event_id"))).order_by("id")
+    )
+    expired = CursorGap.objects.filter(noted_at__lt=now - GAP_WAIT)
+    has_expired = expired.exists()
+    if not new_events and not late_events and not has_expired:
+        return 0
+    high = new_events[-1].id if new_events else cursor.last_event_id
+    new_gaps = _holes(cursor.last_event_id, high, {event.id for event in new_events})
+    endpoints = list(Endpoint.objects.filter(is_active=True))
+    deliveries = [
+        _delivery_for(event, endpoint, now=now)
+        for event in [*late_events, *new_events]
+        for endpoint in endpoints
+        # An endpoint gets the events that happen after it was created, not the history.
+        if endpoint.subscribes_to(event.kind) and event.created_at >= endpoint.created_at
+    ]
+    with transaction.atomic():
+        advanced = Cursor.objects.filter(pk=cursor.pk, version=cursor.version).update(
+            last_event_id=high, version=F("version") + 1, updated_at=now
+        )
+        if not advanced:
+            return 0  # another dispatcher fanned these out meanwhile
+        if late_events:
+            CursorGap.objects.filter(event_id__in=[event.id for event in late_events]).delete()
+        if has_expired:
+            given_up, _ = expired.delete()
+            # Expected after a rolled-back transaction; worth a line when it is not that.
+            logger.info("Webhooks: %d event ids never appeared within %s", given_up, GAP_WAIT)
+        CursorGap.objects.bulk_create(
+            CursorGap(event_id=event_id, noted_at=now) for event_id in new_gaps
+        )
+        Delivery.objects.bulk_create(deliveries)
+    return len(new_events) + len(late_events)
+
+
+def _holes(low: int, high: int, seen: set[int]) -> list[int]:
+    """The ids in (low, high) not seen: events of transactions still open (or rolled back)."""
+    # `seen` holds `high` itself, so the holes number high - low - len(seen).
+    if high - low - len(seen) > MAX_NEW_GAPS:
+        logger.warning(
+            "Webhooks: event ids jumped from %d to %d; not waiting for the ids between", low, high
+        )
+        return []
+    return [event_id for event_id in range(low + 1, high) if event_id not in seen]
+
+
+def _delivery_for(event: Event, endpoint: Endpoint, *, now: dt.datetime) -> Delivery:
+    webhook_id = f"evt_{event.pk}"
+    return Delivery(
+        endpoint=endpoint,
+        event=event,
+        event_type=event.kind,
+        webhook_id=webhook_id,
+        body=signing.payload_body(
+            webhook_id=webhook_id,
+            event_type=event.kind,
+            created_at=event.created_at,
+            data=event.data,
+        ),
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+# --- claim ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery a dispatcher holds: what it needs to post it, as plain data."""
+
+    id: int
+    endpoint_id: int
+    url: str
+    webhook_id: str
+    body: str
+    claim_token: str
+    created_at: dt.datetime
+    consecutive_failures: int
+    # HMAC keys, the current secret's first (then the previous one, within its grace).
+    # Kept out of the repr, so a logged or printed delivery never shows them.
+    keys: tuple[bytes, ...] = field(repr=False, default=())
+    # Set when the stored secret cannot be decrypted: the delivery fails with this.
+    key_error: str = ""
+
+
+def delivery_claim_batch(
+    *,
+    limit: int,
+    per_endpoint: int,
+    busy: Mapping[int, int] | None = None,
+    now: dt.datetime | None = None,
+) -> list[ClaimedDelivery]:
+    """Take up to `limit` due deliveries, at most `per_endpoint` in flight per endpoint.
+
+    `busy` counts what this dispatcher already holds per endpoint. The cap keeps a dead
+    endpoint (each request waiting out its timeout) from holding every slot while the
+    others' events wait. Same claim as the outbox: on PostgreSQL `FOR UPDATE SKIP LOCKED`,
+    on SQLite an IMMEDIATE transaction, and the UPDATE repeats the due condition.
+    """
+    now = now or timezone.now()
+    busy = busy or {}
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        due = Delivery.objects.filter(
+            status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__is_active=True
+        ).order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True, of=("self",))
+        # Look a little past `limit`, so one busy endpoint does not hide the others' work.
+        candidates = list(due.values_list("id", "endpoint_id")[: limit * 8])
+        taken: Counter[int] = Counter(busy)
+        ids: list[int] = []
+        for pk, endpoint_id in candidates:
+            if len(ids) >= limit:
+                break
+            if taken[endpoint_id] < per_endpoint:
+                taken[endpoint_id] += 1
+                ids.append(pk)
+        if not ids:
+            return []
+        Delivery.objects.filter(
+            id__in=ids, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+        ).update(next_attempt_at=now + LEASE, claim_token=token)
+        rows = list(
+            Delivery.objects.filter(claim_token=token)
+            .select_related("endpoint")
+            .order_by("next_attempt_at", "id")
+        )
+    keys: dict[int, tuple[tuple[bytes, ...], str]] = {}
+    claimed = []
+    for row in rows:
+        if row.endpoint_id not in keys:
+            keys[row.endpoint_id] = _keys_of(row.endpoint, now=now)
+        endpoint_keys, key_error = keys[row.endpoint_id]
+        claimed.append(
+            ClaimedDelivery(
+                id=row.pk,
+                endpoint_id=row.endpoint_id,
+                url=row.endpoint.url,
+                webhook_id=row.webhook_id,
+                body=row.body,
+                claim_token=token,
+                created_at=row.created_at,
+                consecutive_failures=row.consecutive_failures,
+                keys=endpoint_keys,
+                key_error=key_error,
+            )
+        )
+    return claimed
+
+
+def _keys_of(endpoint: Endpoint, *, now: dt.datetime) -> tuple[tuple[bytes, ...], str]:
+    tokens = [endpoint.secret_encrypted]
+    if (
+        endpoint.previous_secret_encrypted
+        and endpoint.previous_secret_until
+        and endpoint.previous_secret_until > now
+    ):
+        tokens.append(endpoint.previous_secret_encrypted)
+    try:
+        return tuple(signing.secret_key(secret_decrypt(token)) for token in tokens), ""
+    except SecretKeyError:
+        return (), (
+            "The endpoint's signing secret cannot be decrypted with this secret key. Rotate "
+            "the secret on the Webhooks page and give the receiver the new one."
+        )
+
+
+def delivery_next_due_at() -> dt.datetime | None:
+    """When the next delivery becomes due, so an idle dispatcher sleeps just that long."""
+    return (
+        Delivery.objects.filter(status=DeliveryStatus.PENDING, endpoint__is_active=True)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+
+
+# --- record --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostOutcome:
+    """What one POST gave: a status code and the start of the body, or an error."""
+
+    at: dt.datetime
+    duration_ms: int
+    status_code: int | None = None
+    response_excerpt: str = ""
+    error: str = ""
+    retry_after: dt.timedelta | None = None
+
+    @property
+    def is_success(self) -> bool:
+        # Standard Webhooks: 2xx is success; anything else, a redirect included, a failure.
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def delivery_record(
+    *,
+    claimed: ClaimedDelivery,
+    outcome: PostOutcome,
+    now: dt.datetime | None = None,
+    policy: WebhookRetryPolicy = DEFAULT_POLICY,
+) -> str | None:
+    """Record one attempt; return the delivery's new status (None if it is gone)."""
+    now = now or timezone.now()
+    excerpt = outcome.response_excerpt[:RESPONSE_EXCERPT_BYTES]
+    error = outcome.error[:ERROR_MAX_CHARS]
+    if outcome.is_success:
+        status, next_attempt_at, failures = DeliveryStatus.SUCCEEDED, None, 0
+    else:
+        failures = claimed.consecutive_failures + 1
+        next_attempt_at = policy.next_attempt_at(
+            failed_attempts=failures,
+            created_at=claimed.created_at,
+            now=now,
+            retry_after=outcome.retry_after,
+        )
+        status = DeliveryStatus.PENDING if next_attempt_at else DeliveryStatus.FAILED
+        if next_attempt_at is None:
+            error = f"{error} Gave up: no success in {_days(policy.give_up_after)}.".strip()
+    with transaction.atomic():
+        if not Delivery.objects.filter(pk=claimed.id).exists():
+            return None  # its endpoint was deleted while the request was in flight
+        DeliveryAttempt.objects.create(
+            delivery_id=claimed.id,
+            at=outcome.at,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            response_excerpt=excerpt,
+            error=error,
+            is_success=outcome.is_success,
+        )
+        # Only the holder of the claim moves the delivery on: if the lease ran out and another
+        # dispatcher took it, or someone pressed Resend, their attempt decides.
+        Delivery.objects.filter(pk=claimed.id, claim_token=claimed.claim_token).update(
+            status=status,
+            attempts=F("attempts") + 1,
+            consecutive_failures=failures,
+            next_attempt_at=next_attempt_at,
+            claim_token="",
+            last_status_code=outcome.status_code,
+            last_response=excerpt,
+            last_error=error,
+            updated_at=now,
+        )
+        endpoint = Endpoint.objects.filter(pk=claimed.endpoint_id)
+        endpoint.update(
+            last_attempt_at=outcome.at,
+            last_attempt_ok=outcome.is_success,
+            last_status_code=outcome.status_code,
+        )
+        if outcome.is_success:
+            endpoint.update(failing_since=None)
+        else:
+            endpoint.filter(failing_since__isnull=True).update(failing_since=outcome.at)
+    return status
+
+
+def _days(delta: dt.timedelta) -> str:
+    days = delta.total_seconds() / 86400
+    return f"{days:g} days" if days != 1 else "1 day"
