@@ -25,6 +25,14 @@ class AuthMethod(models.TextChoices):
     LOGIN = "LOGIN", "LOGIN"
 
 
+class SendAsPolicy(models.TextChoices):
+    """What mail a user sends to a contact says in From, when the relay may refuse it."""
+
+    AUTO = "auto", "Automatic: as the user; via the company once the relay refuses that address"
+    AS_USER = "as_user", "As the user (From: the user's address)"
+    VIA_COMPANY = "via_company", "Via the company (From: “Alice Smith via Acme”, Reply-To: the user)"
+
+
 class Company(models.Model):
     name = models.CharField(max_length=200, blank=True)
     sender_email = models.CharField("company email address", max_length=254, blank=True)
@@ -60,6 +68,10 @@ class Company(models.Model):
     smtp_rate_per_second = models.PositiveIntegerField("messages per second", default=0)
     smtp_rate_per_minute = models.PositiveIntegerField("messages per minute", default=0)
     smtp_rate_per_day = models.PositiveIntegerField("messages per day", default=0)
+
+    send_as_policy = models.CharField(
+        "send-as policy", max_length=12, choices=SendAsPolicy.choices, default=SendAsPolicy.AUTO
+    )
 
     # Sandbox mode: every message goes to the built-in capture inbox, none leaves the machine.
     sandbox_mode = models.BooleanField("sandbox mode", default=False)

@@ -16,7 +16,7 @@ from django.db import transaction
 from postroom.accounts.models import User
 from postroom.company import validation
 from postroom.company.audit import audit_record
-from postroom.company.models import AuthMethod, Company, TlsMode
+from postroom.company.models import AuthMethod, Company, SendAsPolicy, TlsMode
 from postroom.company.presets import preset_get
 from postroom.company.selectors import company_get
 from postroom.core.errors import SecretKeyError, ValidationError
@@ -49,6 +49,7 @@ _PLAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("smtp_rate_per_minute", "Messages per minute"),
     ("smtp_rate_per_day", "Messages per day"),
     ("sandbox_mode", "Sandbox mode"),
+    ("send_as_policy", "Send-as policy"),
 )
 # (model field, label): the stored Fernet tokens.
 SECRET_FIELDS: tuple[tuple[str, str], ...] = (
@@ -62,6 +63,8 @@ def _audit_value(field: str, value: Any) -> Any:
         return "Y" if value else "N"
     if field == "sandbox_mode":
         return "on" if value else "off"
+    if field == "send_as_policy" and value in SendAsPolicy.values:
+        return SendAsPolicy(value).label
     if field == "smtp_tls_mode" and value in TlsMode.values:
         return TlsMode(value).label
     if field == "smtp_auth_method" and value in AuthMethod.values:
@@ -118,6 +121,7 @@ def company_smtp_update(
     smtp_rate_per_minute: int | None = None,
     smtp_rate_per_day: int | None = None,
     sandbox_mode: bool = False,
+    send_as_policy: str = SendAsPolicy.AUTO,
 ) -> Company:
     """Save SMTP Server Information and record in the audit log which fields changed.
 
@@ -149,6 +153,7 @@ def company_smtp_update(
         "smtp_rate_per_minute": validation.rate_clean(smtp_rate_per_minute, per="minute"),
         "smtp_rate_per_day": validation.rate_clean(smtp_rate_per_day, per="day"),
         "sandbox_mode": sandbox_mode,
+        "send_as_policy": validation.send_as_policy_clean(send_as_policy),
     }
 
     with transaction.atomic():

@@ -249,6 +249,17 @@ def max_connections_clean(value: int | None) -> int:
     return value
 
 
+def send_as_policy_clean(value: str) -> str:
+    from postroom.company.models import SendAsPolicy
+
+    if value not in SendAsPolicy.values:
+        raise ValidationError(
+            "Choose how mail from users is sent: automatic, as the user or via the company.",
+            field="send_as_policy",
+        )
+    return value
+
+
 def rate_clean(value: int | None, *, per: str) -> int:
     if value is None:
         return 0

@@ -14,7 +14,7 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.http import QueryDict
 
 from postroom.company import validation
-from postroom.company.models import AuthMethod, Company, TlsMode
+from postroom.company.models import AuthMethod, Company, SendAsPolicy, TlsMode
 from postroom.company.presets import preset_get
 from postroom.core.errors import ValidationError
 
@@ -177,6 +177,14 @@ class CompanySmtpForm(forms.Form):
     smtp_rate_per_day = _rate_field(
         "Messages per day", "day", "Gmail allows about 2,000 a day for Workspace accounts."
     )
+    send_as_policy = forms.ChoiceField(
+        label="Mail from users to contacts",
+        choices=SendAsPolicy.choices,
+        initial=SendAsPolicy.AUTO,
+        required=False,
+        help_text="Many relays only let the login send as its own address (Microsoft 365: "
+        "“SendAsDenied”). Via the company, replies still reach the user through Reply-To.",
+    )
     sandbox_mode = forms.BooleanField(
         label="Sandbox mode: capture all mail in the Inbox; nothing leaves this machine",
         required=False,
@@ -259,6 +267,9 @@ class CompanySmtpForm(forms.Form):
         return _checked(validation.timeout_clean, self.cleaned_data["smtp_timeout_data"],
                         which="data")
 
+    def clean_send_as_policy(self) -> str:
+        return self.cleaned_data.get("send_as_policy") or SendAsPolicy.AUTO
+
     def clean_smtp_max_connections(self) -> int:
         return _checked(
             validation.max_connections_clean, self.cleaned_data["smtp_max_connections"]
@@ -305,4 +316,5 @@ def company_smtp_initial(company: Company) -> dict[str, Any]:
         "smtp_rate_per_minute": company.smtp_rate_per_minute,
         "smtp_rate_per_day": company.smtp_rate_per_day,
         "sandbox_mode": company.sandbox_mode,
+        "send_as_policy": company.send_as_policy,
     }
