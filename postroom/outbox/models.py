@@ -93,8 +93,9 @@ class BulkTemplate(models.Model):
     """
 
     content_hash = models.CharField(max_length=64, unique=True)
-    from_header = models.CharField(max_length=500)
-    reply_to = models.CharField(max_length=500, blank=True)
+    from_name = models.CharField(max_length=200, blank=True)
+    from_address = models.CharField(max_length=320)
+    reply_to = models.JSONField(default=list, blank=True)  # [[name, address], ...]
     subject = models.TextField()
     text = models.TextField(blank=True)
     html = models.TextField(blank=True)

@@ -20,6 +20,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from postroom.core.errors import NotFoundError, PermissionDeniedError
+from postroom.outbox.bulk import message_bytes
 from postroom.outbox.models import Attempt, Message, MessageStatus, Recipient, ServerPause
 
 # A page of 50 rows reads comfortably and keeps the query and the HTML small.
@@ -276,17 +277,19 @@ def _parts(parsed: ParsedMessage) -> list[MessagePart]:
 def message_raw(*, message: Message) -> bytes:
     """The exact bytes the outbox sends for `message` (from `message_get`)."""
     raw = _raw_of(message)
-    if raw is None:
-        raise NotFoundError(
-            "This campaign message is rendered from its template when it is sent; its bytes "
-            "are not stored, so there is no .eml to download."
-        )
+    assert raw is not None  # bulk messages render; others always store their bytes
     return raw
 
 
 def _raw_of(message: Message) -> bytes | None:
     raw = Message.objects.filter(pk=message.pk).values_list("raw", flat=True).first()
-    return bytes(raw) if raw is not None else None
+    if raw is not None:
+        return bytes(raw)
+    if message.bulk_template_id is None:
+        return None
+    # A bulk message's bytes are rendered from its template, the same way the worker does.
+    fresh = Message.objects.get(pk=message.pk)
+    return message_bytes(fresh)
 
 
 def server_pause_list() -> list[ServerPause]:

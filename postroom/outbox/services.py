@@ -257,11 +257,14 @@ class ClaimedMessage:
     message_id: str
     claim_token: str
     envelope_from: str
-    raw: bytes
+    raw: bytes | None  # None for bulk mail, rendered from its template by the worker
     needs_smtputf8: bool
     attempt_count: int
     expires_at: dt.datetime
     recipients: tuple[ClaimedRecipient, ...]
+    created_at: dt.datetime
+    bulk_template_id: int | None = None
+    bulk_data: dict[str, Any] | None = None
 
 
 def message_claim_batch(
@@ -303,6 +306,9 @@ def message_claim_batch(
                 "needs_smtputf8",
                 "attempt_count",
                 "expires_at",
+                "created_at",
+                "bulk_template_id",
+                "bulk_data",
             )
         )
         claimed_ids = [row[0] for row in rows]
@@ -321,13 +327,27 @@ def message_claim_batch(
             message_id=message_id,
             claim_token=token,
             envelope_from=envelope_from,
-            raw=bytes(raw or b""),
+            raw=bytes(raw) if raw is not None else None,
             needs_smtputf8=needs_smtputf8,
             attempt_count=attempt_count,
             expires_at=expires_at,
             recipients=tuple(recipients[pk]),
+            created_at=created_at,
+            bulk_template_id=bulk_template_id,
+            bulk_data=bulk_data,
         )
-        for pk, message_id, envelope_from, raw, needs_smtputf8, attempt_count, expires_at in rows
+        for (
+            pk,
+            message_id,
+            envelope_from,
+            raw,
+            needs_smtputf8,
+            attempt_count,
+            expires_at,
+            created_at,
+            bulk_template_id,
+            bulk_data,
+        ) in rows
     ]
 
 

@@ -26,9 +26,10 @@ from typing import Any, TypeVar
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from postroom.mail.bulk import CompiledTemplate
 from postroom.mail.outcome import Envelope
 from postroom.mail.pool import ConnectionPool
-from postroom.outbox import services, wake
+from postroom.outbox import bulk, services, wake
 from postroom.outbox.models import Classification
 from postroom.outbox.routing import DeliveryRoute
 from postroom.outbox.services import ClaimedMessage, MessageResult, RecipientResult
@@ -81,6 +82,7 @@ class Worker:
         # Holding it across the commit bounds what a crash can duplicate to one message per
         # connection.
         self._slots = asyncio.Semaphore(1)
+        self._templates: dict[int, CompiledTemplate] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- database thread -----------------------------------------------------------------
@@ -221,10 +223,21 @@ class Worker:
                 Classification.CONFIG,
                 text="Not tried: sending to this server is paused (see the Outbox page).",
             )
+        try:
+            data = await self._message_bytes(message)
+        except Exception as error:  # a template that no longer renders cannot be sent
+            logger.exception("Rendering %s failed", message.message_id)
+            return _same_for_all(
+                message,
+                route.server,
+                "queue",
+                Classification.PERMANENT,
+                text=f"The message could not be rendered: {error}",
+            )
         envelope = Envelope(
             sender=message.envelope_from,
             recipients=[recipient.address for recipient in message.recipients],
-            data=message.raw,
+            data=data,
             needs_smtputf8=message.needs_smtputf8,
         )
         try:
@@ -255,6 +268,21 @@ class Worker:
             )
         return MessageResult(
             message=message, server=route.server, stage=outcome.stage, recipients=results
+        )
+
+    async def _message_bytes(self, message: ClaimedMessage) -> bytes:
+        if message.raw is not None:
+            return message.raw
+        assert message.bulk_template_id is not None and message.bulk_data is not None
+        compiled = self._templates.get(message.bulk_template_id)
+        if compiled is None:
+            compiled = await self._in_db(bulk.bulk_template_compiled, message.bulk_template_id)
+            self._templates[message.bulk_template_id] = compiled
+        return bulk.bulk_render(
+            compiled,
+            message_id=message.message_id,
+            date=message.created_at,
+            data=message.bulk_data,
         )
 
     # -- recorder -------------------------------------------------------------------------
