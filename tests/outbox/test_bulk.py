@@ -41,7 +41,10 @@ def test_a_template_with_a_forbidden_header_is_refused() -> None:
 @pytest.mark.django_db
 def test_bulk_messages_store_no_bytes_and_render_the_same_bytes_every_time() -> None:
     template = store_template()
-    recipients = [(parse_address(f"Member {n} <m{n}@example.net>"), {"first_name": f"Ann{n}"}) for n in range(3)]
+    recipients = [
+        (parse_address(f"Member {n} <m{n}@example.net>"), {"first_name": f"Ann{n}"})
+        for n in range(3)
+    ]
     assert bulk_enqueue(template=template, recipients=recipients, source=Source.CAMPAIGN) == 3
 
     message = Message.objects.get(recipients__address="m1@example.net")
@@ -58,7 +61,9 @@ def test_bulk_messages_store_no_bytes_and_render_the_same_bytes_every_time() -> 
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_sends_bulk_messages_rendered_from_their_template() -> None:
     template = store_template()
-    recipients = [(parse_address(f"m{n}@example.net"), {"first_name": f"Ann{n}"}) for n in range(40)]
+    recipients = [
+        (parse_address(f"m{n}@example.net"), {"first_name": f"Ann{n}"}) for n in range(40)
+    ]
     with ScriptedSmtpServer(SmtpdScript()) as server:
         company_smtp_at(server.port)
         bulk_enqueue(template=template, recipients=recipients, source=Source.CAMPAIGN)

@@ -204,11 +204,27 @@ def test_message_detail_has_headers_parts_recipients_and_attempts_in_order():
     assert detail.attempt_total == 2
 
 
-def test_message_raw_is_the_stored_bytes_and_a_bulk_message_has_none():
+def test_message_raw_is_the_stored_bytes_or_the_bulk_rendering():
     message = message_queue()
     assert selectors.message_raw(message=message) == bytes(message.raw)
 
-    Message.objects.filter(pk=message.pk).update(raw=None)
-    message.refresh_from_db()
-    with pytest.raises(NotFoundError, match="rendered from its template"):
-        selectors.message_raw(message=message)
+    from postroom.mail.addresses import parse_address
+    from postroom.outbox.bulk import bulk_enqueue, bulk_template_store, message_bytes
+    from postroom.outbox.models import Source
+
+    template = bulk_template_store(
+        from_=parse_address("news@example.com"),
+        subject="Hi {{ name }}",
+        text="Hi {{ name }}",
+        html=None,
+    )
+    bulk_enqueue(
+        template=template,
+        recipients=[(parse_address("ann@example.net"), {"name": "Ann"})],
+        source=Source.CAMPAIGN,
+    )
+    bulk_message = Message.objects.get(recipients__address="ann@example.net")
+    assert bulk_message.raw is None
+    raw = selectors.message_raw(message=bulk_message)
+    assert raw == message_bytes(bulk_message)
+    assert b"Subject: Hi Ann" in raw
