@@ -125,9 +125,11 @@ def bulk_enqueue(
     with transaction.atomic():
         for start in range(0, len(recipients), INSERT_BATCH):
             chunk = recipients[start : start + INSERT_BATCH]
-            messages = []
+            messages: list[Message] = []
+            addresses: list[str] = []
             for to, values in chunk:
                 normalized = normalize_address(to.addr_spec, label="Recipient", field="to")
+                addresses.append(normalized.addr_spec)
                 messages.append(
                     Message(
                         message_id=new_message_id(domain),
@@ -151,26 +153,24 @@ def bulk_enqueue(
                 )
             Message.objects.bulk_create(messages)
             Recipient.objects.bulk_create(
-                Recipient(
-                    message=message, address=message.bulk_data["to"][1], kind=RecipientKind.TO
-                )
-                for message in messages
+                Recipient(message=message, address=address, kind=RecipientKind.TO)
+                for message, address in zip(messages, addresses, strict=True)
             )
             Event.objects.bulk_create(
                 Event(
                     kind=EventKind.MESSAGE_QUEUED,
                     created_at=now,
                     message=message,
-                    recipient=message.bulk_data["to"][1],
+                    recipient=address,
                     data={
                         "id": message.pk,
                         "message_id": message.message_id,
                         "lane": Lane.BULK,
                         "source": source,
-                        "recipients": [message.bulk_data["to"][1]],
+                        "recipients": [address],
                     },
                 )
-                for message in messages
+                for message, address in zip(messages, addresses, strict=True)
             )
         transaction.on_commit(wake.notify_workers)
     return len(recipients)

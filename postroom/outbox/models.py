@@ -85,6 +85,13 @@ class Source(models.TextChoices):
     TEST = "test", "Test email"
 
 
+class SendAs(models.TextChoices):
+    """Whose address a message from a user went out with (the company's send-as policy)."""
+
+    AS_USER = "as_user", "As the user"
+    VIA_COMPANY = "via_company", "Via the company"
+
+
 class BulkTemplate(models.Model):
     """An immutable template version: a bulk message stores this plus its recipient's data.
 
@@ -129,6 +136,12 @@ class Message(models.Model):
     bulk_data = models.JSONField(null=True, blank=True)
     size = models.PositiveIntegerField(default=0)
     needs_smtputf8 = models.BooleanField(default=False)
+    # Mail from a user: how it was sent, and, under the "auto" policy, the same message
+    # "via the company" (same Message-ID) to send instead if the relay refuses the user.
+    send_as = models.CharField(max_length=12, choices=SendAs.choices, blank=True)
+    fallback_raw = models.BinaryField(null=True, blank=True)
+    fallback_envelope_from = models.CharField(max_length=320, blank=True)
+    fallback_from_header = models.CharField(max_length=500, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     not_before_at = models.DateTimeField(null=True, blank=True)
@@ -201,6 +214,19 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stage} {self.code} {self.classification}"
+
+
+class SenderRefusal(models.Model):
+    """An address the relay would not let us send as; the "auto" policy remembers it."""
+
+    address = models.CharField(max_length=320, unique=True)
+    server = models.CharField(max_length=300)
+    refused_at = models.DateTimeField()
+    code = models.PositiveSmallIntegerField(null=True, blank=True)
+    text = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.address} refused by {self.server}"
 
 
 class ServerPause(models.Model):

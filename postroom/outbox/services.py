@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import normalize_address
-from postroom.mail.message import OutgoingEmail, build_message, new_message_id
+from postroom.mail.message import BuiltMessage, OutgoingEmail, build_message, new_message_id
 from postroom.outbox import wake
 from postroom.outbox.models import (
     ACTIVE_MESSAGE_STATUSES,
@@ -38,6 +38,8 @@ from postroom.outbox.models import (
     Recipient,
     RecipientKind,
     RecipientStatus,
+    SendAs,
+    SenderRefusal,
     ServerPause,
     Source,
 )
@@ -65,20 +67,35 @@ def message_enqueue(
     idempotency_key: str | None = None,
     not_before_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
+    send_as: SendAs | str = "",
+    fallback: OutgoingEmail | None = None,
 ) -> Message:
-    """Build `email` into its final bytes and queue it. Bad input raises ValidationError."""
+    """Build `email` into its final bytes and queue it. Bad input raises ValidationError.
+
+    `fallback` is the same message "via the company" (postroom.outbox.send_as): built now,
+    with the same Message-ID and Date, and sent instead if the relay refuses the sender.
+    """
     _check_idempotency_key(idempotency_key)
     if idempotency_key and (existing := _by_idempotency_key(idempotency_key)):
         return existing
     now = timezone.now()
     message_id = new_message_id(email.from_.addr_spec.rpartition("@")[2])
-    built = build_message(
-        email,
-        message_id=message_id,
-        date=now,
-        max_attachment_bytes=settings.POSTROOM_MAX_MESSAGE_BYTES,
-    )
+
+    def build(variant: OutgoingEmail) -> BuiltMessage:
+        return build_message(
+            variant,
+            message_id=message_id,
+            date=now,
+            max_attachment_bytes=settings.POSTROOM_MAX_MESSAGE_BYTES,
+        )
+
+    built = build(email)
+    built_fallback = build(fallback) if fallback is not None else None
     return _insert(
+        send_as=send_as,
+        fallback_raw=built_fallback.raw if built_fallback else None,
+        fallback_envelope_from=built_fallback.envelope_from if built_fallback else "",
+        fallback_from_header=fallback.from_.formatted if fallback else "",
         message_id=message_id,
         envelope_from=built.envelope_from,
         recipients=built.recipients,
@@ -179,6 +196,10 @@ def _by_idempotency_key(key: str) -> Message | None:
 
 def _insert(
     *,
+    send_as: str = "",
+    fallback_raw: bytes | None = None,
+    fallback_envelope_from: str = "",
+    fallback_from_header: str = "",
     message_id: str,
     envelope_from: str,
     recipients: Sequence[tuple[str, str]],
@@ -211,6 +232,10 @@ def _insert(
                 raw=raw,
                 size=len(raw),
                 needs_smtputf8=needs_smtputf8,
+                send_as=send_as,
+                fallback_raw=fallback_raw,
+                fallback_envelope_from=fallback_envelope_from,
+                fallback_from_header=fallback_from_header[:500],
                 not_before_at=not_before_at,
                 expires_at=expires_at or starts_at + policy.give_up_after,
                 next_attempt_at=starts_at,
@@ -265,6 +290,8 @@ class ClaimedMessage:
     created_at: dt.datetime
     bulk_template_id: int | None = None
     bulk_data: dict[str, Any] | None = None
+    fallback_raw: bytes | None = None  # the "via the company" version (send-as policy auto)
+    fallback_envelope_from: str = ""
 
 
 def message_claim_batch(
@@ -309,6 +336,8 @@ def message_claim_batch(
                 "created_at",
                 "bulk_template_id",
                 "bulk_data",
+                "fallback_raw",
+                "fallback_envelope_from",
             )
         )
         claimed_ids = [row[0] for row in rows]
@@ -335,6 +364,8 @@ def message_claim_batch(
             created_at=created_at,
             bulk_template_id=bulk_template_id,
             bulk_data=bulk_data,
+            fallback_raw=bytes(fallback_raw) if fallback_raw is not None else None,
+            fallback_envelope_from=fallback_envelope_from,
         )
         for (
             pk,
@@ -347,6 +378,8 @@ def message_claim_batch(
             created_at,
             bulk_template_id,
             bulk_data,
+            fallback_raw,
+            fallback_envelope_from,
         ) in rows
     ]
 
@@ -370,6 +403,10 @@ class MessageResult:
     stage: str
     recipients: Sequence[RecipientResult]
     at: dt.datetime = field(default_factory=timezone.now)
+    # The relay refused the user's address and the "via the company" version was sent:
+    # `refusals` are that first attempt's outcomes, recorded before the final ones.
+    switched_to_fallback: bool = False
+    refusals: Sequence[RecipientResult] = ()
 
 
 # Reply texts are stored for people to read; a hostile server's 1 MB line is not kept whole.
@@ -383,6 +420,10 @@ _UPDATE_RECIPIENT = (
     "UPDATE outbox_recipient SET status = %s, attempt_count = attempt_count + 1, "
     "uncertain_count = %s, last_code = %s, last_enhanced_code = %s, last_text = %s, "
     "sent_at = %s, updated_at = %s WHERE id = %s"
+)
+_SWITCH_TO_FALLBACK = (
+    "UPDATE outbox_message SET raw = fallback_raw, envelope_from = fallback_envelope_from, "
+    "from_header = fallback_from_header, send_as = %s, fallback_raw = NULL WHERE id = %s"
 )
 _INSERT_ATTEMPT = (
     "INSERT INTO outbox_attempt (message_id, recipient_id, at, server, worker, stage, code, "
@@ -403,8 +444,26 @@ def delivery_record(
     recipient_rows: list[tuple[Any, ...]] = []
     attempt_rows: list[tuple[Any, ...]] = []
     events: list[Event] = []
+    switched_rows: list[tuple[Any, ...]] = []
     for result in results:
         claimed = result.message
+        if result.switched_to_fallback:
+            switched_rows.append((SendAs.VIA_COMPANY, claimed.id))
+        for refusal in result.refusals:
+            attempt_rows.append(
+                (
+                    claimed.id,
+                    refusal.recipient.id,
+                    adapt(result.at),
+                    result.server,
+                    worker,
+                    "mail",
+                    refusal.code,
+                    refusal.enhanced_code,
+                    refusal.text[:_MAX_TEXT],
+                    refusal.classification,
+                )
+            )
         statuses: list[str] = []
         next_times: list[dt.datetime] = []
         errors: list[str] = []
@@ -491,6 +550,8 @@ def delivery_record(
         cursor.executemany(_UPDATE_RECIPIENT, recipient_rows)
         cursor.executemany(_INSERT_ATTEMPT, attempt_rows)
         cursor.executemany(_UPDATE_MESSAGE, message_rows)
+        if switched_rows:
+            cursor.executemany(_SWITCH_TO_FALLBACK, switched_rows)
         Event.objects.bulk_create(events)
 
 
@@ -600,6 +661,14 @@ def server_resume(*, server: str) -> None:
             status=MessageStatus.QUEUED, next_attempt_at__gt=timezone.now()
         ).update(next_attempt_at=timezone.now())
         transaction.on_commit(wake.notify_workers)
+
+
+def sender_refusal_record(*, address: str, server: str, code: int | None, text: str) -> None:
+    """Remember that the relay will not let us send as `address` (send-as policy auto)."""
+    SenderRefusal.objects.update_or_create(
+        address=address,
+        defaults={"server": server, "refused_at": timezone.now(), "code": code, "text": text},
+    )
 
 
 def server_is_paused(*, server: str) -> bool:

@@ -27,7 +27,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from postroom.mail.bulk import CompiledTemplate
-from postroom.mail.outcome import Envelope
+from postroom.mail.classify import PauseScope
+from postroom.mail.outcome import DeliveryOutcome, Envelope
 from postroom.mail.pool import ConnectionPool
 from postroom.outbox import bulk, services, wake
 from postroom.outbox.models import Classification
@@ -247,16 +248,35 @@ class Worker:
             return _same_for_all(
                 message, route.server, "connect", Classification.TEMPORARY, text=str(error)
             )
-        results = [
-            RecipientResult(
-                recipient=recipient,
-                classification=Classification(item.classification.value),
-                code=item.code,
-                enhanced_code=item.enhanced,
-                text=item.text,
+        refusals: list[RecipientResult] = []
+        if outcome.pause_scope is PauseScope.SENDER and message.fallback_raw is not None:
+            # Send-as policy "auto": the relay will not let us send as the user. Send the
+            # "via the company" version now, and remember the refusal for the next mail.
+            refusals = _results(
+                message,
+                outcome,
+                note=(
+                    f"The server refused to send as {message.envelope_from}; sent via the company "
+                    "instead, with Reply-To the user (send-as policy: automatic)."
+                ),
             )
-            for recipient, item in zip(message.recipients, outcome.recipients, strict=True)
-        ]
+            first = outcome.recipients[0]
+            await self._in_db(
+                services.sender_refusal_record,
+                address=message.envelope_from,
+                server=route.server,
+                code=first.code,
+                text=first.text,
+            )
+            outcome = await pool.deliver(
+                Envelope(
+                    sender=message.fallback_envelope_from,
+                    recipients=envelope.recipients,
+                    data=message.fallback_raw,
+                    needs_smtputf8=message.needs_smtputf8,
+                )
+            )
+        results = _results(message, outcome)
         if outcome.should_pause:
             self._is_paused = True
             code = next((item.code for item in outcome.recipients if item.code), None)
@@ -267,7 +287,12 @@ class Worker:
                 reason=outcome.pause_reason,
             )
         return MessageResult(
-            message=message, server=route.server, stage=outcome.stage, recipients=results
+            message=message,
+            server=route.server,
+            stage=outcome.stage,
+            recipients=results,
+            switched_to_fallback=bool(refusals),
+            refusals=refusals,
         )
 
     async def _message_bytes(self, message: ClaimedMessage) -> bytes:
@@ -312,6 +337,21 @@ class Worker:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+
+
+def _results(
+    message: ClaimedMessage, outcome: DeliveryOutcome, *, note: str = ""
+) -> list[RecipientResult]:
+    return [
+        RecipientResult(
+            recipient=recipient,
+            classification=Classification(item.classification.value),
+            code=item.code,
+            enhanced_code=item.enhanced,
+            text=f"{item.text}\n{note}" if note else item.text,
+        )
+        for recipient, item in zip(message.recipients, outcome.recipients, strict=True)
+    ]
 
 
 def _seconds_until(when: dt.datetime | None, *, cap: float) -> float:

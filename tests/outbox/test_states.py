@@ -9,11 +9,20 @@ LATER = NOW + dt.timedelta(days=5)
 POLICY = RetryPolicy()
 
 
-def after(classification: Classification, *, uncertain_count: int = 0, failed_attempts: int = 1,
-          expires_at: dt.datetime = LATER):
+def after(
+    classification: Classification,
+    *,
+    uncertain_count: int = 0,
+    failed_attempts: int = 1,
+    expires_at: dt.datetime = LATER,
+):
     return recipient_after(
-        classification, uncertain_count=uncertain_count, failed_attempts=failed_attempts,
-        expires_at=expires_at, now=NOW, policy=POLICY,
+        classification,
+        uncertain_count=uncertain_count,
+        failed_attempts=failed_attempts,
+        expires_at=expires_at,
+        now=NOW,
+        policy=POLICY,
     )
 
 

@@ -209,9 +209,9 @@ def test_transactional_mail_overtakes_a_bulk_backlog() -> None:
             )
             personal = enqueue("customer@example.net", subject="Your quote")
             wait_until(lambda: status_of(personal) == MessageStatus.SENT, what="personal")
-            bulk_left = Message.objects.filter(lane=Lane.BULK).exclude(
-                status=MessageStatus.SENT
-            ).count()
+            bulk_left = (
+                Message.objects.filter(lane=Lane.BULK).exclude(status=MessageStatus.SENT).count()
+            )
     assert bulk_left > 300, f"only {bulk_left} bulk messages were still waiting"
 
 

@@ -38,7 +38,10 @@ def company_smtp_at(port: int, **fields: object) -> Company:
 
 
 def enqueue(
-    *to: str, subject: str = "Hello", text: str = "Hello there.\r\n", lane: Lane = Lane.TRANSACTIONAL
+    *to: str,
+    subject: str = "Hello",
+    text: str = "Hello there.\r\n",
+    lane: Lane = Lane.TRANSACTIONAL,
 ) -> Message:
     email = OutgoingEmail(
         from_=parse_address("Alice Smith <alice@example.com>"),
