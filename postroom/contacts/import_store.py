@@ -165,12 +165,12 @@ def _staging(
     columns = ", ".join(_column(model, name) for name in names)
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMPORARY TABLE {table} ({definition}) ON COMMIT DROP")
-    try:
-        _copy(f"{table} ({columns})", rows)
-        yield table
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    _copy(f"{table} ({columns})", rows)
+    yield table
+    # Not in a `finally`: after an error the transaction is aborted and rolls the table
+    # back anyway, and a DROP would only hide the error with "transaction is aborted".
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {table}")
 
 
 def _datetime(value: datetime | None) -> Any:
