@@ -28,6 +28,7 @@ urlpatterns = [
     path("outbox/", include("postroom.web.views.outbox")),
     path("inbox/", include("postroom.web.views.inbox")),
     path("contacts/", include("postroom.web.views.contacts")),
+    path("", include("postroom.web.views.compose")),
     path("api-keys/", include("postroom.web.views.api_keys")),
     path("webhooks/", include("postroom.web.views.webhooks")),
 ]
