@@ -84,6 +84,7 @@ class Worker:
         # connection.
         self._slots = asyncio.Semaphore(1)
         self._templates: dict[int, CompiledTemplate] = {}
+        self._unstarted: list[ClaimedMessage] = []  # taken by a sender when the stop came
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- database thread -----------------------------------------------------------------
@@ -123,9 +124,8 @@ class Worker:
             ]
             recorder = asyncio.create_task(self._recorder(), name="recorder")
             await self._claimer()
-            # Stopping: senders finish the message they hold; the queue's rest is released.
-            for task in senders:
-                task.cancel()
+            # Stopping: senders finish the message they are sending (its outcome is recorded);
+            # what they had not started, and the queue's rest, is released.
             await asyncio.gather(*senders, return_exceptions=True)
             await self._release_queued()
             self._record_signal.set()
@@ -186,7 +186,7 @@ class Worker:
         self._slots = asyncio.Semaphore(route.connections)
 
     async def _release_queued(self) -> None:
-        leftovers: list[ClaimedMessage] = []
+        leftovers, self._unstarted = self._unstarted, []
         while not self._queue.empty():
             leftovers.append(self._queue.get_nowait())
         if leftovers:
@@ -195,15 +195,29 @@ class Worker:
     # -- senders --------------------------------------------------------------------------
 
     async def _sender(self) -> None:
-        while True:
-            message = await self._queue.get()
+        while (message := await self._next_message()) is not None:
             async with self._slots:
+                if self._stopping.is_set():
+                    self._unstarted.append(message)
+                    return
                 result = await self._deliver(message)
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self._pending.append((result, done))
                 self._record_signal.set()
-                # Shielded: a stop request must not lose an outcome the server already gave.
-                await asyncio.shield(done)
+                await done
+
+    async def _next_message(self) -> ClaimedMessage | None:
+        """The next claimed message, or None once the worker is stopping."""
+        if self._stopping.is_set():
+            return None
+        getter = asyncio.ensure_future(self._queue.get())
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        return None
 
     async def _deliver(self, message: ClaimedMessage) -> MessageResult:
         pool, route = self._pool, self._route

@@ -156,3 +156,30 @@ def test_a_message_is_on_disk_once_enqueue_returns_even_if_the_process_is_killed
     assert message.status == MessageStatus.QUEUED
     assert message.recipients.get().address == "bob@example.net"
     time.sleep(0)  # nothing else to wait for: the row was durable before the print
+
+
+def test_sigterm_finishes_what_is_in_flight_and_releases_the_rest(
+    workers: list[subprocess.Popen[bytes]],
+) -> None:
+    total = 1000
+    with ScriptedSmtpServer(SmtpdScript()) as server:
+        company_smtp_at(server.port, smtp_max_connections=CONNECTIONS)
+        with transaction.atomic():
+            queued = {enqueue(f"user{n}@example.net").message_id for n in range(total)}
+        worker = start_worker("graceful")
+        workers.append(worker)
+        wait_until(lambda: len(server.messages) >= 100, timeout=60, what="sending to start")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        sent_before_restart = len(server.messages)
+
+        assert not Message.objects.filter(status=MessageStatus.SENDING).exists(), (
+            "a stopped worker must leave no message claimed"
+        )
+        assert sent_count() == sent_before_restart, "every message sent was recorded as sent"
+        workers.append(start_worker("after-restart"))
+        wait_until(lambda: sent_count() == total, timeout=90, what="all sent after restart")
+        received = message_ids(server)
+
+    assert set(received) == queued
+    assert max(received.values()) == 1, "a graceful stop must not cause a duplicate"
