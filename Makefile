@@ -19,7 +19,7 @@ test: $(VENV)/.installed-dev
 	$(MAKE) --no-print-directory test-postgres
 
 test-postgres: $(VENV)/.installed-dev
-	POSTROOM_DATABASE_URL=$(POSTROOM_TEST_POSTGRES_URL) $(BIN)/pytest tests/outbox
+	POSTROOM_DATABASE_URL=$(POSTROOM_TEST_POSTGRES_URL) $(BIN)/pytest tests/outbox tests/webhooks
 
 bench: $(VENV)/.installed-dev
 	bash scripts/test-prereqs

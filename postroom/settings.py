@@ -135,6 +135,8 @@ LOGGING = {
     "loggers": {
         # aiosmtplib logs nothing secret, but mail.log at DEBUG would show AUTH exchanges.
         "mail.log": {"level": "WARNING"},
+        # The webhook delivery log records each request; httpx's own INFO lines repeat it.
+        "httpx": {"level": "WARNING"},
     },
 }
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import F, Subquery
+from django.db.models import F, Max, Subquery
 from django.utils import timezone
 
 from postroom.core.errors import SecretKeyError
@@ -67,17 +67,23 @@ def events_fan_out(*, limit: int = FAN_OUT_BATCH, now: dt.datetime | None = None
     """
     now = now or timezone.now()
     cursor = events_cursor_ensure()
+    # Events are read before endpoints: an endpoint created after the read gets none of
+    # them, and it should not, as they happened before it existed.
+    newest = Event.objects.aggregate(newest=Max("id"))["newest"] or 0
+    if not Endpoint.objects.filter(is_active=True).exists():
+        _skip_to(cursor, newest, now=now)  # no one to tell: the events need not be read
+        return 0
     new_events = list(Event.objects.filter(id__gt=cursor.last_event_id).order_by("id")[:limit])
     late_events = list(
         Event.objects.filter(id__in=Subquery(CursorGap.objects.values("event_id"))).order_by("id")
     )
+    endpoints = list(Endpoint.objects.filter(is_active=True))
     expired = CursorGap.objects.filter(noted_at__lt=now - GAP_WAIT)
     has_expired = expired.exists()
     if not new_events and not late_events and not has_expired:
         return 0
     high = new_events[-1].id if new_events else cursor.last_event_id
     new_gaps = _holes(cursor.last_event_id, high, {event.id for event in new_events})
-    endpoints = list(Endpoint.objects.filter(is_active=True))
     deliveries = [
         _delivery_for(event, endpoint, now=now)
         for event in [*late_events, *new_events]
@@ -102,6 +108,20 @@ def events_fan_out(*, limit: int = FAN_OUT_BATCH, now: dt.datetime | None = None
         )
         Delivery.objects.bulk_create(deliveries)
     return len(new_events) + len(late_events)
+
+
+def _skip_to(cursor: Cursor, newest: int, *, now: dt.datetime) -> None:
+    """Move the checkpoint to `newest` and forget the holes: nothing below it is for anyone."""
+    if newest <= cursor.last_event_id and not CursorGap.objects.exists():
+        return
+    with transaction.atomic():
+        advanced = Cursor.objects.filter(pk=cursor.pk, version=cursor.version).update(
+            last_event_id=max(newest, cursor.last_event_id),
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        if advanced:
+            CursorGap.objects.all().delete()
 
 
 def _holes(low: int, high: int, seen: set[int]) -> list[int]:
@@ -172,10 +192,14 @@ def delivery_claim_batch(
     now = now or timezone.now()
     busy = busy or {}
     token = uuid.uuid4().hex
+    due = Delivery.objects.filter(
+        status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__is_active=True
+    ).order_by("next_attempt_at", "id")
+    # A plain read first: on SQLite the claim's transaction takes the write lock, which the
+    # outbox worker needs too, and most rounds find nothing due.
+    if not due.exists():
+        return []
     with transaction.atomic():
-        due = Delivery.objects.filter(
-            status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__is_active=True
-        ).order_by("next_attempt_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))
         # Look a little past `limit`, so one busy endpoint does not hide the others' work.

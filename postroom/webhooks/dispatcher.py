@@ -49,6 +49,9 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 # Look for new events and due deliveries at least this often. Pokes from this process (a
 # queued message, a resend) come at once; events written by other processes wait this long.
 IDLE_WAKE_SECONDS = 2.0
+# Rounds start at least this far apart: a burst of pokes (a bulk enqueue wakes the loop
+# for every message) then costs a few rounds a second, not one per message.
+MIN_ROUND_SECONDS = 0.05
 # Recording an outcome is tried this many times before the lease is left to bring the
 # delivery back (posted again, same webhook-id).
 RECORD_TRIES = 3
@@ -71,6 +74,7 @@ class Dispatcher:
         self._in_flight: dict[asyncio.Task[None], int] = {}  # task -> endpoint id
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_round_at = 0.0
 
     # -- database thread -------------------------------------------------------------------
 
@@ -109,10 +113,15 @@ class Dispatcher:
         finally:
             wake.remove_listener(self.poke)
             outbox_wake.remove_local_listener(self.poke)
-            await self._loop.run_in_executor(self._db, connection.close)
+            # The database thread's own connection: resolved there, not in this thread.
+            await self._loop.run_in_executor(self._db, _close_connection)
             self._db.shutdown(wait=True)
 
     async def _round(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        since_last = time.monotonic() - self._last_round_at
+        if since_last < MIN_ROUND_SECONDS:
+            await asyncio.sleep(MIN_ROUND_SECONDS - since_last)
+        self._last_round_at = time.monotonic()
         self._wake.clear()
         try:
             fanned_out = await self._in_db(delivery.events_fan_out)
@@ -175,13 +184,18 @@ class Dispatcher:
             except Exception:
                 logger.exception(
                     "Recording webhook delivery %s failed (try %d of %d)",
-                    claimed.webhook_id, attempt, RECORD_TRIES,
+                    claimed.webhook_id,
+                    attempt,
+                    RECORD_TRIES,
                 )
                 await asyncio.sleep(attempt)
         # Unrecorded: the lease brings the delivery back and it is posted again.
 
 
-def http_client(concurrency: int = CONCURRENCY, timeout: float = REQUEST_TIMEOUT_SECONDS) -> httpx.AsyncClient:
+def http_client(
+    concurrency: int = CONCURRENCY, timeout: float = REQUEST_TIMEOUT_SECONDS
+) -> httpx.AsyncClient:
+    """The client every delivery is posted with."""
     return httpx.AsyncClient(
         # Redirects are not followed (Standard Webhooks: update the URL instead); a 3xx is a
         # failure whose message names the new address.
@@ -258,6 +272,10 @@ def _failure_text(response: httpx.Response) -> str:
             "off the endpoint, or correct its URL."
         )
     return answered
+
+
+def _close_connection() -> None:
+    connection.close()
 
 
 def _reason(error: BaseException) -> str:

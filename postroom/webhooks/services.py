@@ -65,9 +65,7 @@ def endpoint_url_clean(url: str) -> str:
             field="url",
         )
     if parts.fragment:
-        raise ValidationError(
-            "Remove the #… part: it is never sent to the server.", field="url"
-        )
+        raise ValidationError("Remove the #… part: it is never sent to the server.", field="url")
     try:
         URLValidator(schemes=["http", "https"])(url)
     except DjangoValidationError:
@@ -91,9 +89,7 @@ def endpoint_event_types_clean(*, all_events: bool, event_types: Sequence[str]) 
         )
     chosen = [kind for kind in EVENT_TYPES if kind in event_types]
     if not chosen:
-        raise ValidationError(
-            "Choose at least one event type, or all events.", field="event_types"
-        )
+        raise ValidationError("Choose at least one event type, or all events.", field="event_types")
     return chosen
 
 
@@ -188,12 +184,20 @@ def endpoint_update(
         "event_types": endpoint_event_types_clean(all_events=all_events, event_types=event_types),
         "is_active": is_active,
     }
-    before = {"URL": endpoint.url, "Description": endpoint.description,
-              "Events": _events_label(endpoint), "Active": endpoint.is_active}
+    before = {
+        "URL": endpoint.url,
+        "Description": endpoint.description,
+        "Events": _events_label(endpoint),
+        "Active": endpoint.is_active,
+    }
     for name, value in new_values.items():
         setattr(endpoint, name, value)
-    after = {"URL": endpoint.url, "Description": endpoint.description,
-             "Events": _events_label(endpoint), "Active": endpoint.is_active}
+    after = {
+        "URL": endpoint.url,
+        "Description": endpoint.description,
+        "Events": _events_label(endpoint),
+        "Active": endpoint.is_active,
+    }
     changes = {
         label: {"from": before[label], "to": after[label]}
         for label in before
@@ -204,7 +208,9 @@ def endpoint_update(
     with transaction.atomic():
         endpoint.save()
         audit_record(
-            actor=actor, action="webhook.endpoint.updated", subject=_subject(endpoint),
+            actor=actor,
+            action="webhook.endpoint.updated",
+            subject=_subject(endpoint),
             changes=changes,
         )
     if endpoint.is_active:

@@ -79,9 +79,7 @@ def request_headers(
     }
 
 
-def payload_body(
-    *, webhook_id: str, event_type: str, created_at: dt.datetime, data: Any
-) -> str:
+def payload_body(*, webhook_id: str, event_type: str, created_at: dt.datetime, data: Any) -> str:
     """The JSON posted: compact and ASCII-only, so its bytes are the same in any encoding a
     receiver's framework guesses, and a signature over them survives."""
     payload = {

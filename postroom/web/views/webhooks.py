@@ -26,9 +26,7 @@ LOG_PAGE_SIZE = 50
 def webhook_list(request: HttpRequest) -> HttpResponse:
     endpoints = list(selectors.endpoint_list())
     failing = [endpoint for endpoint in endpoints if endpoint.failing_since]
-    return render(
-        request, "web/webhooks/list.html", {"endpoints": endpoints, "failing": failing}
-    )
+    return render(request, "web/webhooks/list.html", {"endpoints": endpoints, "failing": failing})
 
 
 @administrator_required
