@@ -54,3 +54,9 @@ def delivery_route() -> DeliveryRoute:
         ),
         is_sandbox=False,
     )
+
+
+def is_sandboxed() -> bool:
+    """True when mail goes to the capture inbox rather than a real server."""
+    company = company_get()
+    return company.sandbox_mode or not company.is_smtp_configured

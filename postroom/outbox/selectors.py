@@ -16,12 +16,20 @@ from email.policy import default as default_policy
 from typing import Any
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import RowNumber, TruncDate
 from django.utils import timezone
 
 from postroom.core.errors import NotFoundError, PermissionDeniedError
 from postroom.outbox.bulk import message_bytes
-from postroom.outbox.models import Attempt, Message, MessageStatus, Recipient, ServerPause
+from postroom.outbox.models import (
+    ACTIVE_MESSAGE_STATUSES,
+    Attempt,
+    Message,
+    MessageStatus,
+    Recipient,
+    RecipientStatus,
+    ServerPause,
+)
 
 # A page of 50 rows reads comfortably and keeps the query and the HTML small.
 MESSAGES_PER_PAGE = 50
@@ -294,3 +302,79 @@ def _raw_of(message: Message) -> bytes | None:
 
 def server_pause_list() -> list[ServerPause]:
     return list(ServerPause.objects.order_by("paused_at"))
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: dt.date
+    sent: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class OutboxOverview:
+    """What the dashboard shows: deliveries per day, the queue, what needs attention."""
+
+    days: list[DayCount]
+    sent_today: int
+    sent_this_week: int
+    queued: int
+    sending: int
+    deferred: int
+    failed_recently: int  # failed, partly sent or uncertain in the last 7 days
+    paused_servers: list[ServerPause]
+
+    @property
+    def busiest_day(self) -> int:
+        return max([day.sent + day.failed for day in self.days] + [1])
+
+
+OVERVIEW_DAYS = 14
+
+
+def outbox_overview(*, user: Any) -> OutboxOverview:
+    """Counts by recipient (one email to three people is three deliveries), per local day."""
+    today = timezone.localdate()
+    first_day = today - dt.timedelta(days=OVERVIEW_DAYS - 1)
+    recipients = Recipient.objects.filter(message__in=_visible_to(user))
+    finished = (
+        recipients.filter(
+            updated_at__gte=_start_of_day(first_day),
+            status__in=[RecipientStatus.SENT, RecipientStatus.FAILED],
+        )
+        .annotate(day=TruncDate("updated_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", "status")
+        .annotate(count=Count("id"))
+    )
+    per_day: dict[tuple[dt.date, str], int] = {
+        (row["day"], row["status"]): row["count"] for row in finished
+    }
+    days = [
+        DayCount(
+            day=day,
+            sent=per_day.get((day, RecipientStatus.SENT), 0),
+            failed=per_day.get((day, RecipientStatus.FAILED), 0),
+        )
+        for day in (first_day + dt.timedelta(days=n) for n in range(OVERVIEW_DAYS))
+    ]
+    week_start = today - dt.timedelta(days=today.weekday())
+    messages = _visible_to(user)
+    by_status = dict(
+        messages.filter(status__in=ACTIVE_MESSAGE_STATUSES)
+        .values_list("status")
+        .annotate(count=Count("id"))
+        .values_list("status", "count")
+    )
+    return OutboxOverview(
+        days=days,
+        sent_today=days[-1].sent,
+        sent_this_week=sum(day.sent for day in days if day.day >= week_start),
+        queued=by_status.get(MessageStatus.QUEUED, 0),
+        sending=by_status.get(MessageStatus.SENDING, 0),
+        deferred=by_status.get(MessageStatus.DEFERRED, 0),
+        failed_recently=messages.filter(
+            status__in=[MessageStatus.FAILED, MessageStatus.PARTIAL, MessageStatus.UNCERTAIN],
+            finished_at__gte=timezone.now() - dt.timedelta(days=7),
+        ).count(),
+        paused_servers=server_pause_list(),
+    )

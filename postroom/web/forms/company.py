@@ -24,9 +24,17 @@ SECURE_CHOICES = [
     ("N", "N — use TLS when the server offers it"),
 ]
 ADVANCED_FIELDS = (
-    "smtp_tls_mode", "smtp_ca_certificate", "smtp_helo_name", "smtp_auth_method",
-    "smtp_timeout_connect", "smtp_timeout_command", "smtp_timeout_data",
-    "smtp_max_connections", "smtp_rate_per_second", "smtp_rate_per_minute", "smtp_rate_per_day",
+    "smtp_tls_mode",
+    "smtp_ca_certificate",
+    "smtp_helo_name",
+    "smtp_auth_method",
+    "smtp_timeout_connect",
+    "smtp_timeout_command",
+    "smtp_timeout_data",
+    "smtp_max_connections",
+    "smtp_rate_per_second",
+    "smtp_rate_per_minute",
+    "smtp_rate_per_day",
 )
 
 
@@ -139,7 +147,9 @@ class CompanySmtpForm(forms.Form):
     )
 
     smtp_tls_mode = forms.ChoiceField(
-        label="TLS mode", choices=TlsMode.choices, initial=TlsMode.AUTO,
+        label="TLS mode",
+        choices=TlsMode.choices,
+        initial=TlsMode.AUTO,
         help_text="Automatic follows the port and Secure Connection Required.",
     )
     smtp_ca_certificate = forms.CharField(
@@ -256,24 +266,25 @@ class CompanySmtpForm(forms.Form):
         return _checked(validation.helo_name_clean, self.cleaned_data["smtp_helo_name"])
 
     def clean_smtp_timeout_connect(self) -> int:
-        return _checked(validation.timeout_clean, self.cleaned_data["smtp_timeout_connect"],
-                        which="connect")
+        return _checked(
+            validation.timeout_clean, self.cleaned_data["smtp_timeout_connect"], which="connect"
+        )
 
     def clean_smtp_timeout_command(self) -> int:
-        return _checked(validation.timeout_clean, self.cleaned_data["smtp_timeout_command"],
-                        which="command")
+        return _checked(
+            validation.timeout_clean, self.cleaned_data["smtp_timeout_command"], which="command"
+        )
 
     def clean_smtp_timeout_data(self) -> int:
-        return _checked(validation.timeout_clean, self.cleaned_data["smtp_timeout_data"],
-                        which="data")
+        return _checked(
+            validation.timeout_clean, self.cleaned_data["smtp_timeout_data"], which="data"
+        )
 
     def clean_send_as_policy(self) -> str:
         return self.cleaned_data.get("send_as_policy") or SendAsPolicy.AUTO
 
     def clean_smtp_max_connections(self) -> int:
-        return _checked(
-            validation.max_connections_clean, self.cleaned_data["smtp_max_connections"]
-        )
+        return _checked(validation.max_connections_clean, self.cleaned_data["smtp_max_connections"])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -1,0 +1,191 @@
+"""Forms of Contact Email: compose, and the saved templates.
+
+They check shape and show errors next to fields; the rules are the services'
+(postroom.contacts.compose and email_templates), so the API applies the same ones.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+from django.http import QueryDict
+
+from postroom.contacts.compose import addresses_split
+from postroom.contacts.email_templates import NAME_MAX_LENGTH, SUBJECT_MAX_LENGTH
+from postroom.contacts.models import EmailTemplate
+from postroom.core.errors import PostroomError
+from postroom.mail.addresses import parse_address
+from postroom.mail.html import html_sanitize
+from postroom.mail.message import Attachment
+
+# A recipient field holds at most 100 addresses (postroom.contacts.compose) of at most a
+# header line each (998 characters, RFC 5322 §2.1.1).
+RECIPIENTS_MAX_LENGTH = 100 * 998
+BODY_TEXT = "text"
+BODY_HTML = "html"
+# Which field of the form shows a service error about a field of the service.
+_ERROR_FIELDS = {"html": "text", "body": "text", "attachments": "attachments"}
+
+MERGE_HELP = (
+    "Merge fields are filled in for each To recipient: {{ contact.first_name }}, "
+    "{{ contact.last_name }}, {{ contact.name }}, {{ contact.email }}, {{ contact.company }}, "
+    "{{ user.name }}, {{ user.email }}, {{ company.name }}. A fallback for an empty one: "
+    '{{ contact.first_name or "there" }}.'
+)
+
+
+def add_compose_error(form: forms.Form, error: PostroomError) -> None:
+    """Show a service error next to its field, or above the form when it names none."""
+    field = _ERROR_FIELDS.get(error.field or "", error.field)
+    form.add_error(field if field in form.fields else None, error.message)
+
+
+def sanitized_post(data: QueryDict) -> QueryDict:
+    """The posted form with its rich-text body sanitized: it is shown again in the editor
+    when the form comes back with an error, and must never carry a script there."""
+    data = data.copy()
+    if data.get("html"):
+        data["html"] = html_sanitize(data["html"])
+    return data
+
+
+class _MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+def uploaded_attachments(files: list[UploadedFile]) -> list[Attachment]:
+    """The uploaded files as attachments. The type comes from the file name (the browser's
+    own guess is often empty or odd), application/octet-stream when it says nothing."""
+    attachments = []
+    for upload in files:
+        name = upload.name or "attachment"
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        attachments.append(Attachment(filename=name, content_type=content_type, data=upload.read()))
+    return attachments
+
+
+def _recipients_field(label: str, help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=RECIPIENTS_MAX_LENGTH,
+        help_text=help_text,
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+class _BodyFields(forms.Form):
+    """Subject and body, shared by the compose form and the template form."""
+
+    subject = forms.CharField(
+        label="Subject",
+        required=False,
+        max_length=SUBJECT_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    body_format = forms.ChoiceField(
+        label="Format",
+        choices=[(BODY_TEXT, "Plain text"), (BODY_HTML, "Rich text")],
+        initial=BODY_TEXT,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    text = forms.CharField(
+        label="Message",
+        required=False,
+        strip=False,
+        help_text=MERGE_HELP,
+        widget=forms.Textarea(attrs={"rows": 12}),
+    )
+    # The rich-text editor's HTML (compose.js copies it here); sanitized by the service.
+    html = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
+
+    def body(self) -> tuple[str, str]:
+        """(text, html): the rich-text body when that is the format, else the plain one."""
+        data = self.cleaned_data
+        if data.get("body_format") == BODY_HTML and data.get("html", "").strip():
+            return "", data["html"]
+        return data.get("text", ""), ""
+
+
+class ComposeForm(_BodyFields):
+    key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=32)
+    to = _recipients_field(
+        "To",
+        "One address per line, or separated by commas: ann@example.com or "
+        "Ann Smith &lt;ann@example.com&gt;. Each To recipient gets their own message.",
+    )
+    cc = _recipients_field("Cc", "Copied onto every message.")
+    bcc = _recipients_field("Bcc", "Copied onto every message, hidden from the other recipients.")
+    template = forms.ModelChoiceField(
+        label="Template",
+        queryset=EmailTemplate.objects.order_by("name_key"),
+        required=False,
+        empty_label="No template",
+    )
+    preview = forms.IntegerField(
+        label="Preview the message of To recipient number",
+        min_value=1,
+        initial=1,
+        required=False,
+        widget=forms.NumberInput(attrs={"style": "width: 5rem;"}),
+    )
+    # Last of the inputs: a browser posts fields in page order, and when the files pass the
+    # size cap the rest of the upload is dropped; every field before them still arrives.
+    attachments = forms.FileField(
+        label="Attachments",
+        required=False,
+        widget=_MultipleFileInput(attrs={"multiple": True}),
+    )
+
+    field_order = [
+        "key", "to", "cc", "bcc", "template", "subject", "body_format", "text", "html",
+        "preview", "attachments",
+    ]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound and not self.initial.get("key"):
+            self.initial["key"] = uuid.uuid4().hex
+
+    def _addresses(self, name: str, kind: str) -> list[str]:
+        values = addresses_split(self.cleaned_data.get(name, ""))
+        problems = []
+        for index, value in enumerate(values, start=1):
+            try:
+                parse_address(value, label=f"Recipient {index} ({kind})", field=name)
+            except PostroomError as error:
+                problems.append(error.message)
+        if problems:
+            raise forms.ValidationError(problems)
+        return values
+
+    def clean_to(self) -> list[str]:
+        return self._addresses("to", "To")
+
+    def clean_cc(self) -> list[str]:
+        return self._addresses("cc", "Cc")
+
+    def clean_bcc(self) -> list[str]:
+        return self._addresses("bcc", "Bcc")
+
+    def clean_attachments(self) -> Any:
+        return None  # read from request.FILES by the view: a FileField keeps only one file
+
+    def clean_key(self) -> str | None:
+        return self.cleaned_data.get("key") or None
+
+
+class EmailTemplateForm(_BodyFields):
+    name = forms.CharField(
+        label="Name",
+        max_length=NAME_MAX_LENGTH,
+        help_text="Shown in the template list on the compose page; unique.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    field_order = ["name", "subject", "body_format", "text", "html"]
