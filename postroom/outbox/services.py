@@ -292,10 +292,11 @@ class ClaimedMessage:
     bulk_data: dict[str, Any] | None = None
     fallback_raw: bytes | None = None  # the "via the company" version (send-as policy auto)
     fallback_envelope_from: str = ""
+    priority: int = 0  # LANE_PRIORITY: transactional 0 before bulk 1
 
 
 def message_claim_batch(
-    *, worker: str, limit: int, now: dt.datetime | None = None
+    *, worker: str, limit: int, transactional_only: bool = False, now: dt.datetime | None = None
 ) -> list[ClaimedMessage]:
     """Take up to `limit` due messages for `worker`, transactional lane first.
 
@@ -310,6 +311,8 @@ def message_claim_batch(
         due = Message.objects.filter(
             status__in=ACTIVE_MESSAGE_STATUSES, next_attempt_at__lte=now
         ).order_by("priority", "next_attempt_at", "id")
+        if transactional_only:
+            due = due.filter(priority=LANE_PRIORITY[Lane.TRANSACTIONAL])
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("id", flat=True)[:limit])
@@ -338,6 +341,7 @@ def message_claim_batch(
                 "bulk_data",
                 "fallback_raw",
                 "fallback_envelope_from",
+                "priority",
             )
         )
         claimed_ids = [row[0] for row in rows]
@@ -366,6 +370,7 @@ def message_claim_batch(
             bulk_data=bulk_data,
             fallback_raw=bytes(fallback_raw) if fallback_raw is not None else None,
             fallback_envelope_from=fallback_envelope_from,
+            priority=priority,
         )
         for (
             pk,
@@ -380,6 +385,7 @@ def message_claim_batch(
             bulk_data,
             fallback_raw,
             fallback_envelope_from,
+            priority,
         ) in rows
     ]
 

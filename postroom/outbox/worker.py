@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import os
 import socket
@@ -69,7 +70,13 @@ class Worker:
         self.options = options
         self._route_source = route
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-db")
-        self._queue: asyncio.Queue[ClaimedMessage] = asyncio.Queue(maxsize=options.batch_size * 2)
+        # Claimed messages, transactional first: a person's email claimed while a campaign's
+        # batch waits here still goes next. Ordered by (priority, claim order).
+        self._queue: asyncio.PriorityQueue[tuple[int, int, ClaimedMessage]] = (
+            asyncio.PriorityQueue()
+        )
+        self._claim_order = itertools.count()
+        self._room = asyncio.Event()  # set when the queue runs low: time to claim more
         self._pending: list[tuple[MessageResult, asyncio.Future[None]]] = []
         self._record_signal = asyncio.Event()
         self._wake = asyncio.Event()
@@ -142,39 +149,53 @@ class Worker:
     # -- claimer --------------------------------------------------------------------------
 
     async def _claimer(self) -> None:
+        is_woken = True
         while not self._stopping.is_set():
             self._wake.clear()
+            self._room.clear()
             route = await self._in_db(self._route_source)
             await self._use_route(route)
             self._is_paused = await self._in_db(services.server_is_paused, server=route.server)
             if self._is_paused:
                 await self._sleep(IDLE_WAKE_SECONDS)
+                is_woken = True
                 continue
-            room = self._queue.maxsize - self._queue.qsize()
-            if room < self.options.batch_size:
-                await self._sleep(0.01)
+            # Keep about one batch ahead of the senders. With the queue full, a poke may
+            # still mean a person's email: claim transactional mail only.
+            has_room = self._queue.qsize() <= self.options.batch_size
+            batch: list[ClaimedMessage] = []
+            if has_room or is_woken:
+                batch = await self._in_db(
+                    services.message_claim_batch,
+                    worker=self.options.name,
+                    limit=self.options.batch_size,
+                    transactional_only=not has_room,
+                )
+                for message in batch:
+                    self._queue.put_nowait((message.priority, next(self._claim_order), message))
+            if has_room and batch:
+                is_woken = False
                 continue
-            batch = await self._in_db(
-                services.message_claim_batch,
-                worker=self.options.name,
-                limit=self.options.batch_size,
-            )
-            for message in batch:
-                self._queue.put_nowait(message)
-            if not batch:
+            if has_room:
                 next_due = await self._in_db(services.message_next_due_at)
-                await self._sleep(_seconds_until(next_due, cap=IDLE_WAKE_SECONDS))
+                timeout = _seconds_until(next_due, cap=IDLE_WAKE_SECONDS)
+            else:
+                timeout = IDLE_WAKE_SECONDS
+            is_woken = await self._sleep(timeout, room=not has_room)
 
-    async def _sleep(self, seconds: float) -> None:
-        waiters = [
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-        ]
+    async def _sleep(self, seconds: float, *, room: bool = False) -> bool:
+        """Wait for a poke, a stop, `seconds`, or (with `room`) the queue running low.
+
+        Returns True when poked: there may be new mail to claim.
+        """
+        events = [self._wake, self._stopping, *([self._room] if room else [])]
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
         try:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        return self._wake.is_set()
 
     async def _use_route(self, route: DeliveryRoute) -> None:
         if route == self._route:
@@ -188,7 +209,7 @@ class Worker:
     async def _release_queued(self) -> None:
         leftovers, self._unstarted = self._unstarted, []
         while not self._queue.empty():
-            leftovers.append(self._queue.get_nowait())
+            leftovers.append(self._queue.get_nowait()[2])
         if leftovers:
             await self._in_db(services.message_release, messages=leftovers)
 
@@ -214,10 +235,12 @@ class Worker:
         stopper = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
-        if getter.done():
-            return getter.result()
-        getter.cancel()
-        return None
+        if not getter.done():
+            getter.cancel()
+            return None
+        if self._queue.qsize() <= self.options.batch_size:
+            self._room.set()
+        return getter.result()[2]
 
     async def _deliver(self, message: ClaimedMessage) -> MessageResult:
         pool, route = self._pool, self._route

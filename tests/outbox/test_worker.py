@@ -227,3 +227,18 @@ def test_a_message_past_its_expiry_fails_without_being_sent() -> None:
             wait_until(lambda: status_of(message) == MessageStatus.FAILED, what="expired")
     assert server.messages == []
     assert "Expired" in message.recipients.get().last_text
+
+
+def test_a_persons_message_overtakes_a_rate_limited_campaign_already_claimed() -> None:
+    with ScriptedSmtpServer(SmtpdScript()) as server:
+        company_smtp_at(server.port, smtp_max_connections=1, smtp_rate_per_second=20)
+        for n in range(300):
+            enqueue(f"member{n}@example.net", subject="Newsletter", lane=Lane.BULK)
+        with running_worker(batch_size=50):
+            wait_until(lambda: len(server.messages) >= 5, what="the campaign to start")
+            started = time.monotonic()
+            personal = enqueue("customer@example.net", subject="Your quote")
+            wait_until(lambda: status_of(personal) == MessageStatus.SENT, what="personal")
+            elapsed = time.monotonic() - started
+    # At 20 a second the 50-odd bulk messages claimed ahead of it would take 2.5 s or more.
+    assert elapsed < 1.5, f"the person's email waited {elapsed:.2f} s behind the campaign"
