@@ -36,9 +36,18 @@ from postroom.api.selectors import (
     api_message_records,
 )
 from postroom.api.senders import Sender, sender_resolve
+from postroom.company.selectors import company_get
+from postroom.contacts.compose import (
+    MERGE_FIELDS,
+    addressee_list,
+    body_render,
+    contact_values,
+)
+from postroom.contacts.email_templates import email_template_get_by_ref
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import Address, parse_address, reject_control_characters
 from postroom.mail.message import Attachment, OutgoingEmail
+from postroom.mail.templating import merge_root_check, template_compile
 from postroom.outbox.models import Lane, Message, Recipient, Source
 from postroom.outbox.services import MAX_IDEMPOTENCY_KEY, message_cancel, message_enqueue
 
@@ -185,18 +194,66 @@ def message_cancel_view(
 
 
 def _outgoing_email(payload: SendIn, sender: Sender) -> OutgoingEmail:
+    to = _addresses(payload.to, kind="To", field="to")
+    subject, text, html = payload.subject, payload.text, payload.html
+    if payload.template is not None:
+        subject, text, html = _template_body(payload, sender, to)
+    elif payload.data:
+        raise ValidationError(
+            "data fills the merge fields of a template: give `template` too, or leave data out.",
+            field="data",
+        )
     return OutgoingEmail(
         from_=sender.address,
-        to=_addresses(payload.to, kind="To", field="to"),
+        to=to,
         cc=_addresses(payload.cc, kind="Cc", field="cc"),
         bcc=_addresses(payload.bcc, kind="Bcc", field="bcc"),
         reply_to=_addresses(payload.reply_to, kind="Reply-To", field="reply_to"),
-        subject=payload.subject,
-        text=payload.text,
-        html=payload.html,
+        subject=subject,
+        text=text,
+        html=html,
         attachments=_attachments(payload.attachments),
         headers=dict(payload.headers),
     )
+
+
+def _template_body(
+    payload: SendIn, sender: Sender, to: list[Address]
+) -> tuple[str, str | None, str | None]:
+    """Render the saved template `payload.template` with `payload.data`, the way Contact
+    Email renders it (postroom.contacts.compose): same sandbox, same sanitizing."""
+    if payload.subject or payload.text is not None or payload.html is not None:
+        raise ValidationError(
+            "Give either a template (with data) or subject, text and html, not both: the "
+            "template has its own subject and body.",
+            field="template",
+        )
+    assert payload.template is not None
+    template = email_template_get_by_ref(ref=payload.template, field="template")
+    for key in payload.data:
+        merge_root_check(key, field="data")
+    addressee = addressee_list(to, kind="To", field="to", limit=1)[0] if len(to) == 1 else None
+    context: dict[str, Any] = {
+        "contact": contact_values(addressee),
+        "user": {"name": sender.address.display_name, "email": sender.address.addr_spec},
+        "company": {"name": company_get().name},
+    }
+    context.update(payload.data)
+    # Postroom's own values have known fields (a typo is named); the caller's data any.
+    fields: dict[str, tuple[str, ...] | None] = {
+        root: None if root in payload.data else MERGE_FIELDS[root] for root in MERGE_FIELDS
+    }
+    fields.update(dict.fromkeys(payload.data))
+    compiled = template_compile(
+        subject=template.subject,
+        text=template.text,
+        html=template.html,
+        roots=context.keys(),
+        fields=fields,
+        field_prefix="template.",
+    )
+    body = body_render(compiled, context, subject_field="data")
+    return body.subject, body.text, body.html
 
 
 def _addresses(values: list[RecipientIn], *, kind: str, field: str) -> list[Address]:

@@ -8,7 +8,7 @@ every way mail enters Postroom.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Field, Schema
@@ -24,6 +24,8 @@ MAX_ADDRESS_TEXT = 998
 # Past 1,000 recipients one message is a mailing list; campaigns send one message per
 # person, with unsubscribe, which is what a list of that size needs.
 MAX_RECIPIENTS_PER_FIELD = 1000
+# A template's name is at most 200 characters (postroom.contacts.email_templates).
+MAX_TEMPLATE_REF = 200
 # Most file systems cap a file name at 255 bytes (postroom.mail.message.MAX_FILENAME_LENGTH).
 MAX_FILENAME = 255
 # RFC 6838 §4.2: type and subtype names are at most 127 characters each.
@@ -130,6 +132,27 @@ class SendIn(_Strict):
     text: str | None = Field(None, description="The plain-text body.")
     html: str | None = Field(
         None, description="The HTML body; give a text body too, for the best delivery."
+    )
+    template: str | None = Field(
+        None,
+        max_length=MAX_TEMPLATE_REF,
+        coerce_numbers_to_str=True,
+        description=(
+            "A saved email template (its id or name, as on the Templates page) to send "
+            "instead of subject, text and html. Its merge fields are filled from `data`, "
+            "`contact` (the To recipient when there is exactly one), `user` (the sender) "
+            "and `company`."
+        ),
+        examples=["Quote follow-up"],
+    )
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Values for the template's merge fields: {\"order\": {\"number\": \"1042\"}} "
+            "fills {{ order.number }}. A key named contact, user or company replaces "
+            "Postroom's own values. Only with `template`."
+        ),
+        examples=[{"order": {"number": "1042", "total": "€ 120.00"}}],
     )
     attachments: list[AttachmentIn] = Field(
         default_factory=list,

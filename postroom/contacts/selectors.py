@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
 
 from postroom.accounts.models import User
 from postroom.contacts.fields import contact_email_key
 from postroom.contacts.models import Contact, ImportJob, Organization, Tag
 from postroom.core.errors import NotFoundError
+from postroom.outbox.models import Recipient
+from postroom.outbox.selectors import message_can_act
 
 
 @dataclass(frozen=True)
@@ -137,3 +141,41 @@ def import_job_get(*, pk: int, user: User) -> ImportJob:
     if not user.is_administrator and job.created_by_id != user.pk:
         raise NotFoundError(f"There is no import #{pk}.")
     return job
+
+
+# The contact page lists the newest messages; older ones stay in the outbox (filter "To").
+# 200 rows keep the page fast even for a contact written to every day for most of a year.
+HISTORY_LIMIT = 200
+
+
+def contact_history(*, contact: Contact, user: User) -> list[dict[str, Any]]:
+    """Every message sent to the contact's address (any case), newest first, as the rows
+    of web/contacts/_history.html: the recipient's own status, and a link to the message
+    for those who may see it (administrators; others their own)."""
+    recipients = (
+        Recipient.objects.filter(address__iexact=contact.email)
+        .select_related("message", "message__sender_user")
+        # The message's bytes (up to the message size limit) are not needed here.
+        .defer("message__raw", "message__fallback_raw", "message__bulk_data")
+        .order_by("-message__created_at", "-message_id", "-id")[:HISTORY_LIMIT]
+    )
+    history = []
+    for recipient in recipients:
+        message = recipient.message
+        sender = message.sender_user.name if message.sender_user else message.from_header
+        history.append(
+            {
+                "at": message.created_at,
+                "subject": message.subject,
+                "status": recipient.status,
+                "status_label": recipient.get_status_display(),
+                "sender": sender,
+                "kind": recipient.get_kind_display(),
+                "url": (
+                    reverse("outbox_message", args=[message.pk])
+                    if message_can_act(user=user, message=message)
+                    else None
+                ),
+            }
+        )
+    return history

@@ -19,14 +19,12 @@ from postroom.contacts.email_templates import NAME_MAX_LENGTH, SUBJECT_MAX_LENGT
 from postroom.contacts.models import EmailTemplate
 from postroom.core.errors import PostroomError
 from postroom.mail.addresses import parse_address
-from postroom.mail.html import html_sanitize
+from postroom.mail.html import html_is_blank, html_sanitize
 from postroom.mail.message import Attachment
 
 # A recipient field holds at most 100 addresses (postroom.contacts.compose) of at most a
 # header line each (998 characters, RFC 5322 §2.1.1).
 RECIPIENTS_MAX_LENGTH = 100 * 998
-BODY_TEXT = "text"
-BODY_HTML = "html"
 # Which field of the form shows a service error about a field of the service.
 _ERROR_FIELDS = {"html": "text", "body": "text", "attachments": "attachments"}
 
@@ -48,13 +46,24 @@ def sanitized_post(data: QueryDict) -> QueryDict:
     """The posted form with its rich-text body sanitized: it is shown again in the editor
     when the form comes back with an error, and must never carry a script there."""
     data = data.copy()
-    if data.get("html"):
-        data["html"] = html_sanitize(data["html"])
+    html = data.get("html")
+    if isinstance(html, str) and html:
+        data["html"] = html_sanitize(html)
     return data
 
 
 class _MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
+
+
+class _AttachmentsField(forms.FileField):
+    """Any number of files. The view reads them (request.FILES.getlist): the service checks
+    names, types and the total size, with one error message for all of them."""
+
+    widget = _MultipleFileInput
+
+    def clean(self, data: Any, initial: Any = None) -> None:
+        return None
 
 
 def uploaded_attachments(files: list[UploadedFile]) -> list[Attachment]:
@@ -87,13 +96,6 @@ class _BodyFields(forms.Form):
         max_length=SUBJECT_MAX_LENGTH,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
-    body_format = forms.ChoiceField(
-        label="Format",
-        choices=[(BODY_TEXT, "Plain text"), (BODY_HTML, "Rich text")],
-        initial=BODY_TEXT,
-        required=False,
-        widget=forms.RadioSelect,
-    )
     text = forms.CharField(
         label="Message",
         required=False,
@@ -101,15 +103,22 @@ class _BodyFields(forms.Form):
         help_text=MERGE_HELP,
         widget=forms.Textarea(attrs={"rows": 12}),
     )
-    # The rich-text editor's HTML (compose.js copies it here); sanitized by the service.
+    # The rich-text editor's HTML. Only compose.js fills it, when the editor is in use, so
+    # without scripts the plain-text body is always the one sent.
     html = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
 
     def body(self) -> tuple[str, str]:
-        """(text, html): the rich-text body when that is the format, else the plain one."""
-        data = self.cleaned_data
-        if data.get("body_format") == BODY_HTML and data.get("html", "").strip():
-            return "", data["html"]
-        return data.get("text", ""), ""
+        """(text, html): the rich-text body when the editor sent one, else the plain one."""
+        html = self.cleaned_data.get("html", "")
+        if html and not html_is_blank(html):
+            return "", html
+        return self.cleaned_data.get("text", ""), ""
+
+    def editor_html(self) -> str:
+        """The HTML the editor starts with (sanitized: see `sanitized_post`)."""
+        if self.is_bound:
+            return str(self.data.get("html", ""))
+        return str(self.initial.get("html", ""))
 
 
 class ComposeForm(_BodyFields):
@@ -128,7 +137,7 @@ class ComposeForm(_BodyFields):
         empty_label="No template",
     )
     preview = forms.IntegerField(
-        label="Preview the message of To recipient number",
+        label="Preview for To recipient no.",
         min_value=1,
         initial=1,
         required=False,
@@ -136,15 +145,11 @@ class ComposeForm(_BodyFields):
     )
     # Last of the inputs: a browser posts fields in page order, and when the files pass the
     # size cap the rest of the upload is dropped; every field before them still arrives.
-    attachments = forms.FileField(
-        label="Attachments",
-        required=False,
-        widget=_MultipleFileInput(attrs={"multiple": True}),
-    )
+    attachments = _AttachmentsField(label="Attachments", required=False)
 
     field_order = [
-        "key", "to", "cc", "bcc", "template", "subject", "body_format", "text", "html",
-        "preview", "attachments",
+        "key", "to", "cc", "bcc", "template", "subject", "text", "html", "preview",
+        "attachments",
     ]  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -173,9 +178,6 @@ class ComposeForm(_BodyFields):
     def clean_bcc(self) -> list[str]:
         return self._addresses("bcc", "Bcc")
 
-    def clean_attachments(self) -> Any:
-        return None  # read from request.FILES by the view: a FileField keeps only one file
-
     def clean_key(self) -> str | None:
         return self.cleaned_data.get("key") or None
 
@@ -188,4 +190,4 @@ class EmailTemplateForm(_BodyFields):
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
-    field_order = ["name", "subject", "body_format", "text", "html"]
+    field_order = ["name", "subject", "text", "html"]

@@ -135,6 +135,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "contact": contact,
             "tags": [tag.name for tag in contact.tags.all()],
             "can_delete": services.contact_can_delete(_user(request)),
+            "history": selectors.contact_history(contact=contact, user=_user(request)),
         },
     )
 
