@@ -77,9 +77,7 @@ class ContactPatch(_Strict):
     notes: str | None = Field(None, max_length=fields.NOTES_MAX_LENGTH)
     marketing_consent: bool | None = None
     marketing_consent_at: dt.datetime | None = None
-    marketing_consent_source: str | None = Field(
-        None, max_length=fields.CONSENT_SOURCE_MAX_LENGTH
-    )
+    marketing_consent_source: str | None = Field(None, max_length=fields.CONSENT_SOURCE_MAX_LENGTH)
     is_active: bool | None = None
 
 

@@ -69,7 +69,11 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     def postroom_error(request: HttpRequest, exc: PostroomError) -> HttpResponse:
         response = error_response(
-            api, request, status=exc.http_status, code=exc.code, message=exc.message,
+            api,
+            request,
+            status=exc.http_status,
+            code=exc.code,
+            message=exc.message,
             field=exc.field,
         )
         retry_after = getattr(exc, "retry_after", None)
@@ -88,13 +92,21 @@ def install_error_handlers(api: NinjaAPI) -> None:
         if len(details) > 1:
             message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
         return error_response(
-            api, request, status=400, code="invalid", message=message, field=first["field"],
+            api,
+            request,
+            status=400,
+            code="invalid",
+            message=message,
+            field=first["field"],
             details=details,
         )
 
     def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
         response = error_response(
-            api, request, status=401, code="unauthenticated",
+            api,
+            request,
+            status=401,
+            code="unauthenticated",
             message="Send an API key as 'Authorization: Bearer <key>'. Administrators "
             "create keys on the API keys page.",
         )
@@ -106,8 +118,11 @@ def install_error_handlers(api: NinjaAPI) -> None:
         if message.startswith("Cannot parse request body"):
             message = "The request body is not valid JSON (UTF-8)."
         return error_response(
-            api, request, status=exc.status_code,
-            code=_CODES_BY_STATUS.get(exc.status_code, "error"), message=message,
+            api,
+            request,
+            status=exc.status_code,
+            code=_CODES_BY_STATUS.get(exc.status_code, "error"),
+            message=message,
         )
 
     def not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -117,7 +132,10 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     def too_large(request: HttpRequest, exc: Exception) -> HttpResponse:
         return error_response(
-            api, request, status=413, code="too_large",
+            api,
+            request,
+            status=413,
+            code="too_large",
             message="The request body is larger than this server accepts "
             "(DATA_UPLOAD_MAX_MEMORY_SIZE); send smaller attachments.",
         )
@@ -126,7 +144,10 @@ def install_error_handlers(api: NinjaAPI) -> None:
         # A bug, not bad input: log it whole, and answer in the same shape.
         logger.exception("API error on %s %s", request.method, request.path)
         return error_response(
-            api, request, status=500, code="server_error",
+            api,
+            request,
+            status=500,
+            code="server_error",
             message="Postroom failed to handle this request; the error was logged.",
         )
 

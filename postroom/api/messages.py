@@ -49,6 +49,7 @@ from postroom.mail.addresses import Address, parse_address, reject_control_chara
 from postroom.mail.message import Attachment, OutgoingEmail
 from postroom.mail.templating import merge_root_check, template_compile
 from postroom.outbox.models import Lane, Message, Recipient, Source
+from postroom.outbox.send_as import SenderChoice, sender_choice
 from postroom.outbox.services import MAX_IDEMPOTENCY_KEY, message_cancel, message_enqueue
 
 router = Router(tags=["Messages"])
@@ -100,11 +101,17 @@ def message_send(
     if stored_key:
         existing = Message.objects.filter(idempotency_key=stored_key).first()
         if existing is not None:
-            _check_same_request(existing, email)
+            _check_same_request(existing, email, sender)
             response["Idempotent-Replayed"] = "true"
             return Status(200, _message_out(existing))
+    choice = SenderChoice(email, send_as="")
+    if sender.user is not None:
+        # Mail as a user follows the company's send-as policy, as Contact Email does.
+        choice = sender_choice(email=email, user=sender.user, company=company_get())
     message = message_enqueue(
-        email=email,
+        email=choice.email,
+        fallback=choice.fallback,
+        send_as=choice.send_as,
         source=Source.API,
         lane=Lane(payload.lane),
         sender_user=sender.user,
@@ -321,7 +328,7 @@ def _stored_idempotency_key(api_key: ApiKey, value: str | None) -> str | None:
     return _IDEMPOTENCY_NAMESPACE.format(prefix=api_key.prefix) + value
 
 
-def _check_same_request(existing: Message, email: OutgoingEmail) -> None:
+def _check_same_request(existing: Message, email: OutgoingEmail, sender: Sender) -> None:
     """Refuse an idempotency key reused for a different message (as Stripe does).
 
     The sender, subject and recipients are compared: the request is not stored, and
@@ -330,15 +337,14 @@ def _check_same_request(existing: Message, email: OutgoingEmail) -> None:
     addresses = {a.addr_spec.lower() for a in (*email.to, *email.cc, *email.bcc)}
     recorded = {
         address.lower()
-        for address in Recipient.objects.filter(message=existing).values_list(
-            "address", flat=True
-        )
+        for address in Recipient.objects.filter(message=existing).values_list("address", flat=True)
     }
-    if (
-        existing.envelope_from.lower() != email.from_.addr_spec.lower()
-        or existing.subject != email.subject
-        or recorded != addresses
-    ):
+    if sender.user is not None:
+        # Sent as a user: the send-as policy may have sent it "via the company" since.
+        is_same_sender = existing.sender_user_id == sender.user.pk
+    else:
+        is_same_sender = existing.envelope_from.lower() == email.from_.addr_spec.lower()
+    if not is_same_sender or existing.subject != email.subject or recorded != addresses:
         raise ConflictError(
             f"This Idempotency-Key was already used for a different message "
             f"({existing.pk}, {existing.message_id}); use a new key for a new message.",

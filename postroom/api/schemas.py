@@ -125,9 +125,7 @@ class SendIn(_Strict):
         max_length=MAX_RECIPIENTS_PER_FIELD,
         description="In the envelope only, never in a header.",
     )
-    reply_to: list[RecipientIn] = Field(
-        default_factory=list, max_length=MAX_RECIPIENTS_PER_FIELD
-    )
+    reply_to: list[RecipientIn] = Field(default_factory=list, max_length=MAX_RECIPIENTS_PER_FIELD)
     subject: str = Field("", examples=["Your invoice 1042"])
     text: str | None = Field(None, description="The plain-text body.")
     html: str | None = Field(
@@ -148,7 +146,7 @@ class SendIn(_Strict):
     data: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "Values for the template's merge fields: {\"order\": {\"number\": \"1042\"}} "
+            'Values for the template\'s merge fields: {"order": {"number": "1042"}} '
             "fills {{ order.number }}. A key named contact, user or company replaces "
             "Postroom's own values. Only with `template`."
         ),
@@ -247,7 +245,9 @@ class MessageListQuery(_Strict):
         None, max_length=MAX_ADDRESS_TEXT, description="An exact address (any case)."
     )
     from_: str | None = Field(
-        None, alias="from", max_length=MAX_ADDRESS_TEXT,
+        None,
+        alias="from",
+        max_length=MAX_ADDRESS_TEXT,
         description="The envelope sender address, exact (any case).",
     )
     created_after: dt.datetime | None = None

@@ -72,9 +72,7 @@ def api_message_page(
         # EXISTS, not a join: a message with the address twice is listed once.
         messages = messages.filter(
             Exists(
-                Recipient.objects.filter(
-                    message=OuterRef("pk"), address__iexact=filters.recipient
-                )
+                Recipient.objects.filter(message=OuterRef("pk"), address__iexact=filters.recipient)
             )
         )
     if filters.created_after:
@@ -111,6 +109,4 @@ def api_message_records(*, message: Message) -> MessageRecords:
     attempts_qs = Attempt.objects.filter(message=message)
     attempt_total = attempts_qs.count()
     attempts = list(attempts_qs.order_by("-at", "-id")[:SHOWN_ATTEMPTS])[::-1]
-    return MessageRecords(
-        recipients=recipients, attempts=attempts, attempt_total=attempt_total
-    )
+    return MessageRecords(recipients=recipients, attempts=attempts, attempt_total=attempt_total)

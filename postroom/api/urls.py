@@ -46,7 +46,10 @@ api.add_router("/v1", keys.router)
 
 def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     return error_response(
-        api, request, status=404, code="not_found",
+        api,
+        request,
+        status=404,
+        code="not_found",
         message=f"There is no API endpoint {request.path}; see /api/docs.",
     )
 
@@ -62,7 +65,10 @@ def _api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         ).startswith("application/json"):
             allowed = response.get("Allow", "")
             response = error_response(
-                api, request, status=HTTPStatus.METHOD_NOT_ALLOWED, code="method_not_allowed",
+                api,
+                request,
+                status=HTTPStatus.METHOD_NOT_ALLOWED,
+                code="method_not_allowed",
                 message=f"{request.path} answers {allowed}, not {request.method}.",
             )
             response["Allow"] = allowed

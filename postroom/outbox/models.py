@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 
 
 class Lane(models.TextChoices):
@@ -187,7 +188,11 @@ class Recipient(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["address"], name="outbox_recipient_address")]
+        indexes = [
+            models.Index(fields=["address"], name="outbox_recipient_address"),
+            # A contact's history looks recipients up by address whatever its case.
+            models.Index(Upper("address"), name="outbox_recipient_address_ci"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.address} ({self.status})"

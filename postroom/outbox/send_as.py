@@ -26,7 +26,7 @@ from postroom.outbox.models import SendAs, SenderRefusal
 @dataclass(frozen=True)
 class SenderChoice:
     email: OutgoingEmail  # what is sent first
-    send_as: SendAs
+    send_as: SendAs | str  # "" for mail that is not from a user (the company's own)
     fallback: OutgoingEmail | None = None  # sent instead if the relay refuses the user
 
 
@@ -58,7 +58,9 @@ def sender_choice(*, email: OutgoingEmail, user: User, company: Company) -> Send
     own = user_address(user)
     as_user = dataclasses.replace(email, from_=Address(user.name, own.addr_spec))
     policy = company.send_as_policy
-    if policy == SendAsPolicy.AS_USER:
+    if policy == SendAsPolicy.AS_USER or (policy == SendAsPolicy.AUTO and not company.sender_email):
+        # Without a company address there is nothing to fall back to (a new install, or the
+        # capture inbox): the user's own address is all there is.
         return SenderChoice(as_user, SendAs.AS_USER)
     via = via_company(as_user, user=user, company=company)
     if policy == SendAsPolicy.VIA_COMPANY:

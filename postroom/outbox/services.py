@@ -9,6 +9,7 @@ at a few thousand messages a second the ORM's per-row overhead would be the bott
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -431,6 +432,10 @@ _SWITCH_TO_FALLBACK = (
     "UPDATE outbox_message SET raw = fallback_raw, envelope_from = fallback_envelope_from, "
     "from_header = fallback_from_header, send_as = %s, fallback_raw = NULL WHERE id = %s"
 )
+_INSERT_EVENT = (
+    "INSERT INTO outbox_event (kind, created_at, message_id, recipient, data) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
 _INSERT_ATTEMPT = (
     "INSERT INTO outbox_attempt (message_id, recipient_id, at, server, worker, stage, code, "
     "enhanced_code, text, classification) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -449,7 +454,7 @@ def delivery_record(
     message_rows: list[tuple[Any, ...]] = []
     recipient_rows: list[tuple[Any, ...]] = []
     attempt_rows: list[tuple[Any, ...]] = []
-    events: list[Event] = []
+    event_rows: list[tuple[Any, ...]] = []
     switched_rows: list[tuple[Any, ...]] = []
     for result in results:
         claimed = result.message
@@ -502,28 +507,30 @@ def delivery_record(
                     outcome.recipient.id,
                 )
             )
-            events.append(
-                Event(
-                    kind=_event_kind(outcome.classification, transition.status),
-                    created_at=now,
-                    message_id=claimed.id,
-                    recipient=outcome.recipient.address,
-                    data={
-                        "id": claimed.id,
-                        "message_id": claimed.message_id,
-                        "recipient": outcome.recipient.address,
-                        "status": transition.status,
-                        "classification": outcome.classification,
-                        "code": outcome.code,
-                        "enhanced_code": outcome.enhanced_code,
-                        "text": text,
-                        "attempt": claimed.attempt_count,
-                        "next_attempt_at": (
-                            transition.next_attempt_at.isoformat()
-                            if transition.next_attempt_at
-                            else None
-                        ),
-                    },
+            event_rows.append(
+                (
+                    _event_kind(outcome.classification, transition.status),
+                    adapt(now),
+                    claimed.id,
+                    outcome.recipient.address,
+                    json.dumps(
+                        {
+                            "id": claimed.id,
+                            "message_id": claimed.message_id,
+                            "recipient": outcome.recipient.address,
+                            "status": transition.status,
+                            "classification": outcome.classification,
+                            "code": outcome.code,
+                            "enhanced_code": outcome.enhanced_code,
+                            "text": text,
+                            "attempt": claimed.attempt_count,
+                            "next_attempt_at": (
+                                transition.next_attempt_at.isoformat()
+                                if transition.next_attempt_at
+                                else None
+                            ),
+                        }
+                    ),
                 )
             )
             attempt_rows.append(
@@ -558,7 +565,7 @@ def delivery_record(
         cursor.executemany(_UPDATE_MESSAGE, message_rows)
         if switched_rows:
             cursor.executemany(_SWITCH_TO_FALLBACK, switched_rows)
-        Event.objects.bulk_create(events)
+        cursor.executemany(_INSERT_EVENT, event_rows)
 
 
 def _event_kind(classification: Classification, status: RecipientStatus) -> EventKind:
@@ -657,6 +664,8 @@ def server_pause(*, server: str, code: int | None, reason: str) -> None:
     ServerPause.objects.update_or_create(
         server=server, defaults={"paused_at": timezone.now(), "code": code, "reason": reason}
     )
+    # Other workers sending to this server stop too, instead of meeting the same refusal.
+    transaction.on_commit(wake.notify_workers)
 
 
 def server_resume(*, server: str) -> None:

@@ -17,14 +17,16 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import math
 import os
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from postroom.mail.bulk import CompiledTemplate
@@ -43,6 +45,9 @@ T = TypeVar("T")
 # Wake at least this often even with nothing due, to notice expired leases and settings
 # changes; enqueues and resumes wake the worker at once (see wake.py).
 IDLE_WAKE_SECONDS = 5.0
+STOP_PRIORITY = -1  # before LANE_PRIORITY's 0 (transactional) and 1 (bulk)
+# How often a busy worker reads the company's SMTP settings and the pause switch again.
+SETTINGS_REFRESH_SECONDS = 5.0
 # The recorder waits this long for more outcomes before committing, to group commits.
 GROUP_COMMIT_WINDOW_SECONDS = 0.002
 
@@ -72,7 +77,7 @@ class Worker:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-db")
         # Claimed messages, transactional first: a person's email claimed while a campaign's
         # batch waits here still goes next. Ordered by (priority, claim order).
-        self._queue: asyncio.PriorityQueue[tuple[int, int, ClaimedMessage]] = (
+        self._queue: asyncio.PriorityQueue[tuple[int, int, ClaimedMessage | None]] = (
             asyncio.PriorityQueue()
         )
         self._claim_order = itertools.count()
@@ -98,11 +103,12 @@ class Worker:
 
     async def _in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def call() -> T:
-            close_old_connections()
+            # The one database thread keeps its connection open between calls (opening one
+            # per call cost as much as recording the outcomes); a failure closes it, so a
+            # broken connection never poisons the next call.
             try:
                 return function(*args, **kwargs)
             except Exception:
-                # A broken connection must not poison the next call.
                 connection.close()
                 raise
 
@@ -129,10 +135,15 @@ class Worker:
                 asyncio.create_task(self._sender(), name=f"sender-{index}")
                 for index in range(self.options.concurrency)
             ]
+            for task in senders:
+                task.add_done_callback(_log_if_crashed)
             recorder = asyncio.create_task(self._recorder(), name="recorder")
             await self._claimer()
             # Stopping: senders finish the message they are sending (its outcome is recorded);
-            # what they had not started, and the queue's rest, is released.
+            # what they had not started, and the queue's rest, is released. A stop sentinel
+            # sorts before every message, so each sender takes one next.
+            for _ in senders:
+                self._queue.put_nowait((STOP_PRIORITY, next(self._claim_order), None))
             await asyncio.gather(*senders, return_exceptions=True)
             await self._release_queued()
             self._record_signal.set()
@@ -150,15 +161,21 @@ class Worker:
 
     async def _claimer(self) -> None:
         is_woken = True
+        route_read_at = -math.inf
         while not self._stopping.is_set():
             self._wake.clear()
             self._room.clear()
-            route = await self._in_db(self._route_source)
-            await self._use_route(route)
-            self._is_paused = await self._in_db(services.server_is_paused, server=route.server)
+            # The company's settings and the pause switch are read again after a poke (a pause
+            # or resume pokes) or every few seconds, not for every batch.
+            now = time.monotonic()
+            if is_woken or now - route_read_at >= SETTINGS_REFRESH_SECONDS:
+                route = await self._in_db(self._route_source)
+                await self._use_route(route)
+                self._is_paused = await self._in_db(services.server_is_paused, server=route.server)
+                route_read_at = now
             if self._is_paused:
-                await self._sleep(IDLE_WAKE_SECONDS)
-                is_woken = True
+                is_woken = await self._sleep(IDLE_WAKE_SECONDS)
+                route_read_at = -math.inf
                 continue
             # Keep about one batch ahead of the senders. With the queue full, a poke may
             # still mean a person's email: claim transactional mail only.
@@ -209,7 +226,9 @@ class Worker:
     async def _release_queued(self) -> None:
         leftovers, self._unstarted = self._unstarted, []
         while not self._queue.empty():
-            leftovers.append(self._queue.get_nowait()[2])
+            message = self._queue.get_nowait()[2]
+            if message is not None:
+                leftovers.append(message)
         if leftovers:
             await self._in_db(services.message_release, messages=leftovers)
 
@@ -229,18 +248,10 @@ class Worker:
 
     async def _next_message(self) -> ClaimedMessage | None:
         """The next claimed message, or None once the worker is stopping."""
-        if self._stopping.is_set():
-            return None
-        getter = asyncio.ensure_future(self._queue.get())
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if not getter.done():
-            getter.cancel()
-            return None
-        if self._queue.qsize() <= self.options.batch_size:
+        _, _, message = await self._queue.get()
+        if message is not None and self._queue.qsize() <= self.options.batch_size:
             self._room.set()
-        return getter.result()[2]
+        return message
 
     async def _deliver(self, message: ClaimedMessage) -> MessageResult:
         pool, route = self._pool, self._route
@@ -374,6 +385,12 @@ class Worker:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+
+
+def _log_if_crashed(task: asyncio.Task[Any]) -> None:
+    # A sender that dies silently leaves its messages "sending" until the lease runs out.
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.error("Worker task %s crashed", task.get_name(), exc_info=error)
 
 
 def _results(
