@@ -306,9 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         help="also run Postroom on PostgreSQL (127.0.0.1:5432, user postgres) with 2 workers",
     )  # fmt: skip
     parser.add_argument(
-        "--enqueue", choices=["typed", "raw"], default="typed",
-        help="how Postroom's messages enter the outbox: typed fields (message_enqueue, the "
-        "default) or ready bytes (message_enqueue_raw, as send_mail does)",
+        "--enqueue", choices=["bulk", "typed", "raw"], default="bulk",
+        help="how Postroom's messages enter the outbox: a campaign's bulk rows rendered by the "
+        "worker (bulk_enqueue, the default), typed fields (message_enqueue) or ready bytes "
+        "(message_enqueue_raw, as send_mail does)",
     )  # fmt: skip
     parser.add_argument(
         "--only", choices=["references", "postroom"],

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="connections per worker")
     parser.add_argument("--batch", type=int, default=200, help="messages a worker claims at once")
     parser.add_argument("--postgres", action="store_true")
-    parser.add_argument("--enqueue", choices=["typed", "raw"], default="typed")
+    parser.add_argument("--enqueue", choices=["bulk", "typed", "raw"], default="bulk")
     parser.add_argument("--timeout", type=float, help="seconds to wait for delivery")
     parser.add_argument("--keep", action="store_true", help="keep the data folder and logs")
     args = parser.parse_args()
@@ -214,11 +214,16 @@ def _run(args: argparse.Namespace, data_dir: Path, result: dict[str, Any]) -> No
 
 
 class _Enqueuer:
-    def __init__(self, how: str, one: Any) -> None:
+    def __init__(self, how: str, one: Any = None, *, many: Any = None) -> None:
         self.how = how
         self._one = one
+        self._many = many
 
     def run(self, indexes: range) -> None:
+        if self._many is not None:
+            for start in range(indexes.start, indexes.stop, ENQUEUE_TRANSACTION):
+                self._many(range(start, min(start + ENQUEUE_TRANSACTION, indexes.stop)))
+            return
         from django.db import transaction
 
         for start in range(indexes.start, indexes.stop, ENQUEUE_TRANSACTION):
@@ -230,6 +235,8 @@ class _Enqueuer:
 def _enqueuer(how: str) -> _Enqueuer:
     """The service a message enters the outbox through.
 
+    bulk: `bulk_enqueue`, as a campaign does: one stored template, one small row per recipient
+    (address validated), bytes rendered by the worker with the fast renderer.
     typed: `message_enqueue` with typed fields, as Contact Email and the API do: addresses
     validated, bytes built by postroom.mail.message, row committed.
     raw: `message_enqueue_raw` with ready bytes, as send_mail and the SMTP listener do.
@@ -257,6 +264,29 @@ def _enqueuer(how: str) -> _Enqueuer:
     from postroom.mail.message import OutgoingEmail
 
     sender = parse_address(f"{corpus.SENDER_NAME} <{corpus.SENDER}>")
+
+    if how == "bulk":
+        from postroom.outbox.bulk import bulk_enqueue, bulk_template_store
+
+        template = bulk_template_store(
+            from_=sender, subject="{{ subject }}", text=corpus.BODY, html=None
+        )
+
+        def many(indexes: range) -> None:
+            bulk_enqueue(
+                template=template,
+                recipients=[
+                    (Address("", corpus.recipient(index)), {"subject": corpus.subject(index)})
+                    for index in indexes
+                ],
+                source=Source.CAMPAIGN,
+            )
+
+        return _Enqueuer(
+            f"bulk_enqueue (one template, rendered by the worker), {ENQUEUE_TRANSACTION} per "
+            "transaction",
+            many=many,
+        )
 
     def one_typed(index: int) -> None:
         services.message_enqueue(

@@ -148,8 +148,9 @@ class Message(models.Model):
     not_before_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
     # When a worker may take the message next: not_before_at, a retry time, or, while a
-    # worker holds it, the end of its lease (so a dead worker's messages come back).
-    next_attempt_at = models.DateTimeField()
+    # worker holds it, the end of its lease (so a dead worker's messages come back). Empty
+    # once the message is finished, so the claim's index holds only mail with work to do.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     attempt_count = models.PositiveIntegerField(default=0)
     claimed_by = models.CharField(max_length=120, blank=True)
     claim_token = models.CharField(max_length=36, blank=True, db_index=True)
@@ -159,11 +160,10 @@ class Message(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            models.Index(
-                fields=["priority", "next_attempt_at"],
-                name="outbox_message_due",
-                condition=models.Q(status__in=ACTIVE_MESSAGE_STATUSES),
-            ),
+            # The claim walks this index: transactional first, then the longest waiting.
+            # Not a partial index on status: SQLite cannot match a partial index's condition
+            # against bound parameters, so finished mail is kept out by a NULL next attempt.
+            models.Index(fields=["priority", "next_attempt_at"], name="outbox_message_due"),
             models.Index(fields=["status", "created_at"], name="outbox_message_status"),
         ]
 

@@ -549,10 +549,14 @@ def delivery_record(
             )
         status = _message_status_after(claimed, statuses)
         finished = next_times == [] and status not in ACTIVE_MESSAGE_STATUSES
+        if next_times:
+            next_attempt_at: dt.datetime | None = min(next_times)
+        else:
+            next_attempt_at = None if finished else now
         message_rows.append(
             (
                 status,
-                adapt(min(next_times) if next_times else now),
+                adapt(next_attempt_at) if next_attempt_at else None,
                 adapt(now) if finished else None,
                 "\n".join(errors)[:_MAX_TEXT],
                 claimed.id,
@@ -604,7 +608,7 @@ def message_cancel(*, message: Message) -> Message:
     with transaction.atomic():
         changed = Message.objects.filter(
             pk=message.pk, status__in=[MessageStatus.QUEUED, MessageStatus.DEFERRED]
-        ).update(status=MessageStatus.CANCELLED, finished_at=timezone.now())
+        ).update(status=MessageStatus.CANCELLED, finished_at=timezone.now(), next_attempt_at=None)
         if not changed:
             message.refresh_from_db()
             if message.status == MessageStatus.SENDING:
