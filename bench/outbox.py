@@ -40,7 +40,7 @@ TARGET_TIMES_SMTPLIB = 5.0
 TARGET_WORKER_RSS_MB = 150  # "worker memory flat (<= 150 MB RSS while 100,000 queued are sent)"
 
 SMTP_SOURCE_SESSIONS = 20  # the reference setting: 20 sessions, connections reused
-POOL_CONNECTIONS = 16  # the aiosmtplib ceiling and Postroom's worker use the same number
+POOL_CONNECTIONS = 32  # the aiosmtplib ceiling and Postroom's worker use the same number (see docs)
 # A new connection per message runs at a few hundred a second: 2,000 say as much as 20,000.
 SMTPLIB_MESSAGES = 2000
 WARMUP_MESSAGES = 100  # sent through Postroom first, so the pool is open when the clock starts

@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16, help="connections per worker")
-    parser.add_argument("--batch", type=int, default=200, help="messages a worker claims at once")
+    parser.add_argument("--batch", type=int, default=500, help="messages a worker claims at once")
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--enqueue", choices=["bulk", "typed", "raw"], default="bulk")
     parser.add_argument("--timeout", type=float, help="seconds to wait for delivery")

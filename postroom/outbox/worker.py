@@ -60,9 +60,10 @@ def default_worker_name() -> str:
 class WorkerOptions:
     name: str
     batch_size: int = 200
-    # Sender tasks; the pool of the route (the company's "maximum connections") decides
-    # how many sessions are really open.
-    concurrency: int = 16
+    # Sender tasks: as many as the largest connection cap a company may set (validation.
+    # MAX_CONNECTIONS), so the company's "maximum connections" alone decides how many
+    # sessions are open. An idle sender is a parked coroutine.
+    concurrency: int = 50
 
 
 class Worker:

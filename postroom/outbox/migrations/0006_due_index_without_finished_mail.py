@@ -23,6 +23,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='message',
-            index=models.Index(fields=['priority', 'next_attempt_at'], name='outbox_message_due'),
+            index=models.Index(
+                condition=models.Q(next_attempt_at__isnull=False),
+                fields=['priority', 'next_attempt_at'],
+                name='outbox_message_due',
+            ),
         ),
     ]

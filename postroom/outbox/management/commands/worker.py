@@ -16,7 +16,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", default=default_worker_name())
-        parser.add_argument("--concurrency", type=int, default=8, help="SMTP connections")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=WorkerOptions.concurrency,
+            help="sender tasks; the company's maximum connections caps the sessions",
+        )
         parser.add_argument("--batch", type=int, default=200, help="messages claimed at once")
 
     def handle(self, *args: Any, name: str, concurrency: int, batch: int, **options: Any) -> None:
@@ -29,7 +34,7 @@ class Command(BaseCommand):
                 loop.add_signal_handler(signum, stop.set)
             await run_worker(worker_options, stop=stop)
 
-        self.stdout.write(f"Worker {name} started ({concurrency} connections).")
+        self.stdout.write(f"Worker {name} started.")
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(main())
         self.stdout.write(f"Worker {name} stopped.")
