@@ -253,9 +253,9 @@ def api_key_count_request(*, api_key: ApiKey, now: Any = None) -> None:
     window = math.floor(now.timestamp()) // RATE_WINDOW_SECONDS
     keys = ApiKey.objects.filter(pk=api_key.pk)
     for _ in range(2):  # the second round covers another request starting the window first
-        counted = keys.filter(
-            rate_window=window, rate_count__lt=F("rate_limit_per_minute")
-        ).update(rate_count=F("rate_count") + 1)
+        counted = keys.filter(rate_window=window, rate_count__lt=F("rate_limit_per_minute")).update(
+            rate_count=F("rate_count") + 1
+        )
         if counted:
             return
         started = keys.exclude(rate_window=window).update(

@@ -36,7 +36,10 @@ def audit_record(
     # The login name is copied so the log still reads right after the user is deleted.
     actor_name = user.get_username() if user is not None else SYSTEM_ACTOR_NAME
     entry = AuditEntry.objects.create(
-        actor=user, actor_name=actor_name[:150], action=action, subject=subject[:200],
+        actor=user,
+        actor_name=actor_name[:150],
+        action=action,
+        subject=subject[:200],
         changes=changes,
     )
     logger.info("audit: %s %s %s (%s)", actor_name, action, subject, ", ".join(changes))

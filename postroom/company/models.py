@@ -30,7 +30,10 @@ class SendAsPolicy(models.TextChoices):
 
     AUTO = "auto", "Automatic: as the user; via the company once the relay refuses that address"
     AS_USER = "as_user", "As the user (From: the user's address)"
-    VIA_COMPANY = "via_company", "Via the company (From: “Alice Smith via Acme”, Reply-To: the user)"
+    VIA_COMPANY = (
+        "via_company",
+        "Via the company (From: “Alice Smith via Acme”, Reply-To: the user)",
+    )
 
 
 class Company(models.Model):

@@ -85,8 +85,12 @@ _MAILGUN_NOTE = (
 
 PRESETS: tuple[Preset, ...] = (
     Preset(
-        key="gmail", name="Gmail / Google Workspace", group="Mailbox providers",
-        host="smtp.gmail.com", port=SUBMISSION_PORT, tls_mode=_STARTTLS,
+        key="gmail",
+        name="Gmail / Google Workspace",
+        group="Mailbox providers",
+        host="smtp.gmail.com",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
         note=(
             "Google no longer accepts the account password from apps: turn on 2-Step "
             "Verification and create an app password (Google Account → Security → App "
@@ -95,8 +99,12 @@ PRESETS: tuple[Preset, ...] = (
         ),
     ),
     Preset(
-        key="outlook", name="Outlook.com (personal)", group="Mailbox providers",
-        host="smtp-mail.outlook.com", port=SUBMISSION_PORT, tls_mode=_STARTTLS,
+        key="outlook",
+        name="Outlook.com (personal)",
+        group="Mailbox providers",
+        host="smtp-mail.outlook.com",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
         note=(
             "The login is the full Outlook.com address; with two-step verification on you "
             "need an app password. Microsoft is moving personal accounts to modern "
@@ -104,8 +112,12 @@ PRESETS: tuple[Preset, ...] = (
         ),
     ),
     Preset(
-        key="microsoft365", name="Microsoft 365 (Exchange Online)", group="Mailbox providers",
-        host="smtp.office365.com", port=SUBMISSION_PORT, tls_mode=_STARTTLS,
+        key="microsoft365",
+        name="Microsoft 365 (Exchange Online)",
+        group="Mailbox providers",
+        host="smtp.office365.com",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
         note=(
             "SMTP AUTH must be enabled for the sending mailbox (Microsoft 365 admin centre → "
             "user → Mail → Manage email apps → Authenticated SMTP); otherwise the server answers "
@@ -114,16 +126,24 @@ PRESETS: tuple[Preset, ...] = (
         ),
     ),
     Preset(
-        key="yahoo", name="Yahoo Mail", group="Mailbox providers",
-        host="smtp.mail.yahoo.com", port=SUBMISSIONS_PORT, tls_mode=_IMPLICIT,
+        key="yahoo",
+        name="Yahoo Mail",
+        group="Mailbox providers",
+        host="smtp.mail.yahoo.com",
+        port=SUBMISSIONS_PORT,
+        tls_mode=_IMPLICIT,
         note=(
             "Yahoo needs an app password (Account security → Generate app password); the "
             "account password is refused. The login is the full Yahoo address."
         ),
     ),
     Preset(
-        key="icloud", name="iCloud Mail", group="Mailbox providers",
-        host="smtp.mail.me.com", port=SUBMISSION_PORT, tls_mode=_STARTTLS,
+        key="icloud",
+        name="iCloud Mail",
+        group="Mailbox providers",
+        host="smtp.mail.me.com",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
         note=(
             "Create an app-specific password at account.apple.com (two-factor authentication "
             "must be on). The login is the iCloud Mail address, and mail must be sent from it "
@@ -131,45 +151,83 @@ PRESETS: tuple[Preset, ...] = (
         ),
     ),
     Preset(
-        key="zoho", name="Zoho Mail (zoho.com)", group="Mailbox providers",
-        host="smtp.zoho.com", port=SUBMISSIONS_PORT, tls_mode=_IMPLICIT, note=_ZOHO_NOTE,
+        key="zoho",
+        name="Zoho Mail (zoho.com)",
+        group="Mailbox providers",
+        host="smtp.zoho.com",
+        port=SUBMISSIONS_PORT,
+        tls_mode=_IMPLICIT,
+        note=_ZOHO_NOTE,
     ),
     Preset(
-        key="zoho-eu", name="Zoho Mail (zoho.eu)", group="Mailbox providers",
-        host="smtp.zoho.eu", port=SUBMISSIONS_PORT, tls_mode=_IMPLICIT, note=_ZOHO_NOTE,
+        key="zoho-eu",
+        name="Zoho Mail (zoho.eu)",
+        group="Mailbox providers",
+        host="smtp.zoho.eu",
+        port=SUBMISSIONS_PORT,
+        tls_mode=_IMPLICIT,
+        note=_ZOHO_NOTE,
     ),
     Preset(
-        key="zoho-in", name="Zoho Mail (zoho.in)", group="Mailbox providers",
-        host="smtp.zoho.in", port=SUBMISSIONS_PORT, tls_mode=_IMPLICIT, note=_ZOHO_NOTE,
+        key="zoho-in",
+        name="Zoho Mail (zoho.in)",
+        group="Mailbox providers",
+        host="smtp.zoho.in",
+        port=SUBMISSIONS_PORT,
+        tls_mode=_IMPLICIT,
+        note=_ZOHO_NOTE,
     ),
     Preset(
-        key="sendgrid", name="SendGrid", group="Sending services",
-        host="smtp.sendgrid.net", port=SUBMISSION_PORT, tls_mode=_STARTTLS, login="apikey",
+        key="sendgrid",
+        name="SendGrid",
+        group="Sending services",
+        host="smtp.sendgrid.net",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
+        login="apikey",
         note=(
-            "The login is literally \"apikey\" and the password is a SendGrid API key with "
+            'The login is literally "apikey" and the password is a SendGrid API key with '
             "Mail Send permission. The sender address or domain must be verified (Sender "
             "Authentication)."
         ),
     ),
     Preset(
-        key="mailgun", name="Mailgun (US)", group="Sending services",
-        host="smtp.mailgun.org", port=SUBMISSION_PORT, tls_mode=_STARTTLS, note=_MAILGUN_NOTE,
+        key="mailgun",
+        name="Mailgun (US)",
+        group="Sending services",
+        host="smtp.mailgun.org",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
+        note=_MAILGUN_NOTE,
     ),
     Preset(
-        key="mailgun-eu", name="Mailgun (EU)", group="Sending services",
-        host="smtp.eu.mailgun.org", port=SUBMISSION_PORT, tls_mode=_STARTTLS, note=_MAILGUN_NOTE,
+        key="mailgun-eu",
+        name="Mailgun (EU)",
+        group="Sending services",
+        host="smtp.eu.mailgun.org",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
+        note=_MAILGUN_NOTE,
     ),
     Preset(
-        key="postmark", name="Postmark", group="Sending services",
-        host="smtp.postmarkapp.com", port=SUBMISSION_PORT, tls_mode=_STARTTLS,
+        key="postmark",
+        name="Postmark",
+        group="Sending services",
+        host="smtp.postmarkapp.com",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
         note=(
             "Use the Server API token as both login and password. The sender address must be "
             "a confirmed Sender Signature or on a verified domain."
         ),
     ),
     Preset(
-        key="brevo", name="Brevo (Sendinblue)", group="Sending services",
-        host="smtp-relay.brevo.com", port=SUBMISSION_PORT, tls_mode=_STARTTLS,
+        key="brevo",
+        name="Brevo (Sendinblue)",
+        group="Sending services",
+        host="smtp-relay.brevo.com",
+        port=SUBMISSION_PORT,
+        tls_mode=_STARTTLS,
         note=(
             "The login is the SMTP login shown under SMTP & API (not necessarily your account "
             "email) and the password is an SMTP key, not your account password. The sender "
@@ -178,9 +236,13 @@ PRESETS: tuple[Preset, ...] = (
     ),
     *(
         Preset(
-            key=f"ses-{region}", name=f"Amazon SES — {label} ({region})", group="Amazon SES",
-            host=f"email-smtp.{region}.amazonaws.com", port=SUBMISSION_PORT,
-            tls_mode=_STARTTLS, note=_SES_NOTE,
+            key=f"ses-{region}",
+            name=f"Amazon SES — {label} ({region})",
+            group="Amazon SES",
+            host=f"email-smtp.{region}.amazonaws.com",
+            port=SUBMISSION_PORT,
+            tls_mode=_STARTTLS,
+            note=_SES_NOTE,
         )
         for region, label in SES_REGIONS
     ),

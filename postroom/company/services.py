@@ -172,7 +172,9 @@ def company_smtp_update(
         for field, label in SECRET_FIELDS:
             plaintext, clear, form_field = secret_inputs[field]
             token, what = _secret_change(
-                stored=getattr(company, field), new_plaintext=plaintext, clear=clear,
+                stored=getattr(company, field),
+                new_plaintext=plaintext,
+                clear=clear,
                 field=f"{form_field}_clear",
             )
             if what is not None:

@@ -58,32 +58,37 @@ def hostname_normalize(value: str, *, field: str, what: str = "server address") 
     if len(name) > MAX_HOSTNAME_LENGTH:
         raise ValidationError(
             f"The {what} is longer than {MAX_HOSTNAME_LENGTH} characters, the limit for a "
-            "host name (RFC 1035).", field=field,
+            "host name (RFC 1035).",
+            field=field,
         )
     if "" in name.split("."):
         raise ValidationError(
             f"“{value}” is not a valid host name: it has an empty part (two dots in a row, "
-            "or a dot at the start).", field=field,
+            "or a dot at the start).",
+            field=field,
         )
     for label in name.split("."):
         if label.isascii() and len(label) > MAX_LABEL_LENGTH:
             raise ValidationError(
                 f"The part “{label}” is longer than {MAX_LABEL_LENGTH} characters, the limit "
-                "for one part of a host name (RFC 1035).", field=field,
+                "for one part of a host name (RFC 1035).",
+                field=field,
             )
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError as error:
         raise ValidationError(
             f"“{value}” is not a valid host name ({error}). Use letters, digits, hyphens and "
-            "dots, for example smtp.example.com.", field=field,
+            "dots, for example smtp.example.com.",
+            field=field,
         ) from None
     labels = ascii_name.split(".")
     for label in labels:
         if len(label) > MAX_LABEL_LENGTH:
             raise ValidationError(
                 f"The part “{label}” is longer than {MAX_LABEL_LENGTH} characters, the limit "
-                "for one part of a host name (RFC 1035).", field=field,
+                "for one part of a host name (RFC 1035).",
+                field=field,
             )
         if not _LDH_LABEL.match(label):
             raise ValidationError(
@@ -108,7 +113,8 @@ def smtp_host_clean(value: str) -> str:
     if _SCHEME.match(host) or host.lower().startswith(_URL_LIKE_SCHEMES):
         raise ValidationError(
             "Enter only the server's name, without “smtp://” or any other prefix: for "
-            "example smtp.gmail.com.", field=field,
+            "example smtp.gmail.com.",
+            field=field,
         )
     if any(char.isspace() for char in host):
         raise ValidationError("The server address cannot contain spaces.", field=field)
@@ -117,7 +123,8 @@ def smtp_host_clean(value: str) -> str:
     if "@" in host:
         raise ValidationError(
             "That looks like an email address. Enter the server's name, for example "
-            "smtp.gmail.com; the login goes in SMTP Authentication Login.", field=field,
+            "smtp.gmail.com; the login goes in SMTP Authentication Login.",
+            field=field,
         )
     if any(char in host for char in "/?#\\"):
         raise ValidationError(
@@ -132,7 +139,8 @@ def smtp_host_clean(value: str) -> str:
     if ":" in host:
         raise ValidationError(
             "Enter the port in SMTP Communication Port, not after the address: for example "
-            "smtp.gmail.com here and 587 there.", field=field,
+            "smtp.gmail.com here and 587 there.",
+            field=field,
         )
     return hostname_normalize(host, field=field)
 
@@ -147,7 +155,8 @@ def smtp_port_clean(value: int | None) -> int:
     if not MIN_PORT <= value <= MAX_PORT:
         raise ValidationError(
             f"The port must be a whole number from {MIN_PORT} to {MAX_PORT}; mail servers "
-            "usually listen on 587 or 465.", field=field,
+            "usually listen on 587 or 465.",
+            field=field,
         )
     return value
 
@@ -224,7 +233,8 @@ def timeout_clean(value: int | None, *, which: str) -> int:
     if not 1 <= value <= maximum:
         raise ValidationError(
             f"Enter a number of seconds from 1 to {maximum}; RFC 5321 recommends "
-            f"{TIMEOUT_DEFAULTS[which]}.", field=field,
+            f"{TIMEOUT_DEFAULTS[which]}.",
+            field=field,
         )
     return value
 
@@ -285,7 +295,8 @@ def ca_certificate_clean(value: str) -> str:
     if len(pem) > MAX_CA_PEM_LENGTH:
         raise ValidationError(
             "This is far larger than a CA certificate; paste only the CA that signed your "
-            "relay's certificate.", field=field,
+            "relay's certificate.",
+            field=field,
         )
     if PRIVATE_KEY_MARK in pem:
         raise ValidationError(
@@ -298,7 +309,8 @@ def ca_certificate_clean(value: str) -> str:
     except ValueError:
         raise ValidationError(
             "This is not a PEM certificate. Paste the CA certificate as text, from "
-            "-----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----.", field=field,
+            "-----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----.",
+            field=field,
         ) from None
     now = dt.datetime.now(dt.UTC)
     for certificate in certificates:
@@ -306,7 +318,8 @@ def ca_certificate_clean(value: str) -> str:
             raise ValidationError(
                 f"The certificate “{_subject(certificate)}” expired on "
                 f"{certificate.not_valid_after_utc:%Y-%m-%d}; TLS verification would fail. "
-                "Paste the CA's current certificate.", field=field,
+                "Paste the CA's current certificate.",
+                field=field,
             )
     return pem + "\n"
 
@@ -343,12 +356,17 @@ def tls_mode_check(*, tls_mode: str, secure_required: bool) -> None:
 
 def auth_method_check(value: str) -> None:
     if value not in AuthMethod.values:
-        raise ValidationError("Choose an authentication method from the list.",
-                              field="smtp_auth_method")
+        raise ValidationError(
+            "Choose an authentication method from the list.", field="smtp_auth_method"
+        )
 
 
 def smtp_settings_warnings(
-    *, port: int | None, secure_required: bool, tls_mode: str, has_password: bool,
+    *,
+    port: int | None,
+    secure_required: bool,
+    tls_mode: str,
+    has_password: bool,
     sender_email: str,
 ) -> list[str]:
     """Settings that are allowed but probably not what the administrator wants."""

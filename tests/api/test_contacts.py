@@ -39,7 +39,9 @@ def test_a_contact_is_created_read_changed_and_deleted(client: ApiClient) -> Non
     assert created.status_code == 201, created.content
     body = created.json()
     assert (body["email"], body["name"], body["company"]) == (
-        "Bob@example.org", "Bob Jones", "Initech",
+        "Bob@example.org",
+        "Bob Jones",
+        "Initech",
     )
     assert body["tags"] == ["customer", "vip"]
     url = f"{CONTACTS}/{body['id']}"
@@ -82,10 +84,14 @@ def test_an_address_another_contact_has_is_400_on_email(client: ApiClient) -> No
         (bob(email="not an address"), "email"),
         (bob(first_name="Bob\r\nBcc: x@y.z"), "first_name"),
         (bob(tags=["a,b"]), "tags"),
-        (bob(marketing_consent=True, marketing_consent_at="2999-01-01T00:00:00Z"),
-         "marketing_consent_at"),
-        (bob(marketing_consent=True, marketing_consent_at="0001-01-01T00:00:00"),
-         "marketing_consent_at"),
+        (
+            bob(marketing_consent=True, marketing_consent_at="2999-01-01T00:00:00Z"),
+            "marketing_consent_at",
+        ),
+        (
+            bob(marketing_consent=True, marketing_consent_at="0001-01-01T00:00:00"),
+            "marketing_consent_at",
+        ),
         (bob(nickname="Bobby"), "nickname"),
         ({"first_name": "Bob"}, "email"),
     ],
@@ -101,10 +107,19 @@ def test_bad_contact_input_is_400_with_the_field(
 
 def test_search_and_filters_find_contacts(client: ApiClient) -> None:
     client.post(CONTACTS, bob())
-    client.post(CONTACTS, bob(email="carol@example.org", first_name="Carol", company="Acme",
-                              tags=["lead"], marketing_consent=True))
-    client.post(CONTACTS, bob(email="dave@example.org", first_name="Dave", is_active=False,
-                              tags=[]))
+    client.post(
+        CONTACTS,
+        bob(
+            email="carol@example.org",
+            first_name="Carol",
+            company="Acme",
+            tags=["lead"],
+            marketing_consent=True,
+        ),
+    )
+    client.post(
+        CONTACTS, bob(email="dave@example.org", first_name="Dave", is_active=False, tags=[])
+    )
 
     def emails(**params: Any) -> list[str]:
         response = client.get(CONTACTS, params)

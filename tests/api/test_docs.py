@@ -19,9 +19,7 @@ def test_the_openapi_schema_describes_every_endpoint_and_the_bearer_key() -> Non
     schema = response.json()
     assert schema["openapi"].startswith("3.")
     operations = {
-        (method.upper(), path)
-        for path, methods in schema["paths"].items()
-        for method in methods
+        (method.upper(), path) for path, methods in schema["paths"].items() for method in methods
     }
     assert {
         ("POST", "/api/v1/messages"),

@@ -48,23 +48,50 @@ def pdf(size: int) -> dict[str, str]:
         (a_message(to=["bob@@example.org"]), "invalid", "to", "Recipient 1 (To)"),
         (a_message(cc=["Bob <bob@example.org>, eve@example.org"]), "invalid", "cc", "Cc"),
         (a_message(to=[{"email": "not an address"}]), "invalid", "to", "not valid"),
-        (a_message(to=[{"email": "bob@example.org", "name": "Bob\r\nBcc: x@y.z"}]),
-         "invalid", "to", "line break"),
+        (
+            a_message(to=[{"email": "bob@example.org", "name": "Bob\r\nBcc: x@y.z"}]),
+            "invalid",
+            "to",
+            "line break",
+        ),
         (a_message(to=[]), "invalid", "to", "at least one recipient"),
         (a_message(subject="Hi\r\nBcc: eve@example.org"), "invalid", "subject", "line break"),
         (a_message(subject="Hi\nthere"), "invalid", "subject", "header injection"),
         (a_message(headers={"Received": "from evil"}), "invalid", "headers", "not allowed"),
         (a_message(headers={"Bcc": "eve@example.org"}), "invalid", "headers", "Bcc"),
         (a_message(headers={"X-Ok": "a\r\nb"}), "invalid", "headers", "line break"),
-        (a_message(attachments=[{"filename": "a.pdf", "content_type": "application/pdf",
-                                 "content": "not base64!"}]),
-         "invalid", "attachments", "not valid base64"),
-        (a_message(attachments=[{"filename": "../a.pdf", "content_type": "application/pdf",
-                                 "content": "QUJD"}]),
-         "invalid", "attachments", "must not contain /"),
-        (a_message(attachments=[{"filename": "a.pdf", "content_type": "pdf",
-                                 "content": "QUJD"}]),
-         "invalid", "attachments", "content type"),
+        (
+            a_message(
+                attachments=[
+                    {
+                        "filename": "a.pdf",
+                        "content_type": "application/pdf",
+                        "content": "not base64!",
+                    }
+                ]
+            ),
+            "invalid",
+            "attachments",
+            "not valid base64",
+        ),
+        (
+            a_message(
+                attachments=[
+                    {"filename": "../a.pdf", "content_type": "application/pdf", "content": "QUJD"}
+                ]
+            ),
+            "invalid",
+            "attachments",
+            "must not contain /",
+        ),
+        (
+            a_message(
+                attachments=[{"filename": "a.pdf", "content_type": "pdf", "content": "QUJD"}]
+            ),
+            "invalid",
+            "attachments",
+            "content type",
+        ),
         (a_message(**{"from": "nobody"}), "unknown_user", "from", "no user with the login"),
         (a_message(**{"from": "Bob <bob@"}), "invalid", "from", "From"),
         (a_message(subjet="typo"), "invalid", "subjet", "Extra inputs"),

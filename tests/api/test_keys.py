@@ -118,9 +118,7 @@ def test_a_key_with_a_wrong_secret_is_401(key_make: KeyMaker, company: Any) -> N
     assert response.json()["error"]["code"] == "unauthenticated"
 
 
-def test_a_revoked_key_is_401_and_says_so(
-    key_make: KeyMaker, admin: User, company: Any
-) -> None:
+def test_a_revoked_key_is_401_and_says_so(key_make: KeyMaker, admin: User, company: Any) -> None:
     api_key, key = key_make()
     client = ApiClient(key)
     assert client.post(SEND, a_message()).status_code == 202

@@ -128,9 +128,7 @@ def test_bulk_lane_and_send_at_are_kept(api: ApiClient) -> None:
     assert response.json()["send_at"].startswith(send_at.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
-def test_a_send_at_without_offset_is_in_postrooms_time_zone(
-    api: ApiClient, settings: Any
-) -> None:
+def test_a_send_at_without_offset_is_in_postrooms_time_zone(api: ApiClient, settings: Any) -> None:
     settings.TIME_ZONE = "Europe/Berlin"
     when = timezone.now().astimezone(dt.UTC) + dt.timedelta(days=2)
     local = timezone.localtime(when, timezone.get_default_timezone()).replace(microsecond=0)
@@ -196,9 +194,7 @@ def test_a_message_shows_each_recipients_status_and_attempts(api: ApiClient) -> 
                 stage="rcpt",
                 recipients=[
                     RecipientResult(bob, Classification.SUCCESS, 250, "2.1.5", "OK"),
-                    RecipientResult(
-                        eve, Classification.PERMANENT, 550, "5.1.1", "No such user"
-                    ),
+                    RecipientResult(eve, Classification.PERMANENT, 550, "5.1.1", "No such user"),
                 ],
             )
         ],
@@ -214,7 +210,9 @@ def test_a_message_shows_each_recipients_status_and_attempts(api: ApiClient) -> 
     assert by_address["bob@example.org"]["sent_at"] is not None
     eve_row = by_address["eve@example.org"]
     assert (eve_row["status"], eve_row["last_code"], eve_row["last_enhanced_code"]) == (
-        "failed", 550, "5.1.1",
+        "failed",
+        550,
+        "5.1.1",
     )
     (attempt,) = eve_row["attempts"]
     assert attempt["recipient"] == "eve@example.org"

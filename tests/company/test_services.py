@@ -137,8 +137,13 @@ def test_secrets_are_recorded_as_set_replaced_and_cleared_never_their_value(admi
 
 def test_choices_are_recorded_by_their_label(admin: User) -> None:
     update(admin)
-    update(admin, smtp_tls_mode="implicit", smtp_port=465, smtp_preset="yahoo",
-           smtp_host="smtp.mail.yahoo.com")
+    update(
+        admin,
+        smtp_tls_mode="implicit",
+        smtp_port=465,
+        smtp_preset="yahoo",
+        smtp_host="smtp.mail.yahoo.com",
+    )
     changes = AuditEntry.objects.order_by("-id").first().changes  # type: ignore[union-attr]
     assert changes["TLS mode"] == {
         "from": "Automatic (from port and Secure Connection Required)",

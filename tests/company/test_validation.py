@@ -140,7 +140,9 @@ def test_an_invalid_helo_name_is_refused(typed: str) -> None:
 
 def test_a_blank_timeout_takes_the_rfc_5321_default() -> None:
     assert [validation.timeout_clean(None, which=w) for w in ("connect", "command", "data")] == [
-        30, 300, 600,
+        30,
+        300,
+        600,
     ]
 
 
@@ -202,8 +204,13 @@ def test_secure_n_allows_tls_mode_none() -> None:
 
 
 def _warnings(**overrides: object) -> list[str]:
-    values: dict = {"port": 587, "secure_required": True, "tls_mode": "auto",
-                    "has_password": True, "sender_email": "info@example.com"}
+    values: dict = {
+        "port": 587,
+        "secure_required": True,
+        "tls_mode": "auto",
+        "has_password": True,
+        "sender_email": "info@example.com",
+    }
     values.update(overrides)
     return validation.smtp_settings_warnings(**values)
 

@@ -55,7 +55,9 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def test_run_refuses_to_start_when_the_secret_key_is_wrong(data_dir: Path) -> None:
-    _store_smtp_password(_env(data_dir, POSTROOM_SECRET_KEY="the-key-that-encrypted-it"), "s3cret-Pa55")
+    _store_smtp_password(
+        _env(data_dir, POSTROOM_SECRET_KEY="the-key-that-encrypted-it"), "s3cret-Pa55"
+    )
 
     result = subprocess.run(
         [*POSTROOM, "run"],
@@ -95,9 +97,17 @@ def test_forget_secrets_clears_unreadable_passwords_so_postroom_starts_again(
     assert "SMTP Authentication Password" in forgotten.stdout
 
     check = subprocess.run(
-        [*POSTROOM, "shell", "-c", "from postroom.company.services import company_verify_secrets;"
-         "company_verify_secrets(); print('ok')"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            *POSTROOM,
+            "shell",
+            "-c",
+            "from postroom.company.services import company_verify_secrets;"
+            "company_verify_secrets(); print('ok')",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert check.stdout.strip().splitlines()[-1] == "ok"
 
@@ -154,5 +164,7 @@ def test_first_run_creates_an_admin_with_a_one_time_password_and_serves_the_site
             time.sleep(0.1)
     else:
         raise AssertionError("the site never answered")
-    with socket.create_connection(("127.0.0.1", int(env["POSTROOM_CAPTURE_PORT"])), timeout=5) as smtp:
+    with socket.create_connection(
+        ("127.0.0.1", int(env["POSTROOM_CAPTURE_PORT"])), timeout=5
+    ) as smtp:
         assert smtp.recv(100).startswith(b"220")

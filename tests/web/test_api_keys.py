@@ -107,12 +107,8 @@ def test_the_form_shows_errors_next_to_their_field(as_admin: Client) -> None:
     assert not ApiKey.objects.exists()
 
 
-def test_a_key_can_be_restricted_to_a_user_and_addresses(
-    as_admin: Client, alice: User
-) -> None:
-    _, key = create(
-        as_admin, sender_user=str(alice.pk), allowed_from="Invoices@Acme.example\n\n"
-    )
+def test_a_key_can_be_restricted_to_a_user_and_addresses(as_admin: Client, alice: User) -> None:
+    _, key = create(as_admin, sender_user=str(alice.pk), allowed_from="Invoices@Acme.example\n\n")
     assert key is not None
     api_key = ApiKey.objects.get()
     assert api_key.sender_user == alice

@@ -46,8 +46,12 @@ def test_the_url_name_is_audit_log() -> None:
 def test_entries_are_listed_newest_first_with_who_and_what(admin_web: Client) -> None:
     admin = User.objects.get(username="ada")
     audit_record(actor=admin, action="user.created", subject="user bob", changes={"role": "staff"})
-    audit_record(actor=None, action="user.updated", subject="user bob",
-                 changes={"role": {"from": "staff", "to": "marketer"}})
+    audit_record(
+        actor=None,
+        action="user.updated",
+        subject="user bob",
+        changes={"role": {"from": "staff", "to": "marketer"}},
+    )
     html = page(admin_web)
     assert subjects(html) == ["user bob", "user bob"]
     first, second = html.index("user.updated</code>"), html.index("user.created</code>")
@@ -61,8 +65,12 @@ def test_entries_are_listed_newest_first_with_who_and_what(admin_web: Client) ->
 def test_an_smtp_change_reads_as_field_old_and_new_and_secrets_only_as_set(
     admin_web: Client,
 ) -> None:
-    company_smtp_update(actor=User.objects.get(username="ada"), smtp_host="smtp.gmail.com",
-                        smtp_port=587, smtp_password="Audit-Plaintext-3b7e")
+    company_smtp_update(
+        actor=User.objects.get(username="ada"),
+        smtp_host="smtp.gmail.com",
+        smtp_port=587,
+        smtp_password="Audit-Plaintext-3b7e",
+    )
     html = page(admin_web)
     assert "company.smtp.updated" in html and "SMTP Server Information" in html
     assert "SMTP Server Address:</span> (empty) → smtp.gmail.com" in html
@@ -89,8 +97,9 @@ def test_fifty_entries_a_page(admin_web: Client) -> None:
 def test_the_list_filters_by_action_and_keeps_the_filter_across_pages(admin_web: Client) -> None:
     for number in range(60):
         audit_record(actor=None, action="user.updated", subject=f"user {number}", changes={})
-    audit_record(actor=None, action="company.smtp.updated", subject="SMTP Server Information",
-                 changes={})
+    audit_record(
+        actor=None, action="company.smtp.updated", subject="SMTP Server Information", changes={}
+    )
     html = page(admin_web, AUDIT_URL + "?action=company.smtp.updated")
     assert subjects(html) == ["SMTP Server Information"]
     assert '<option value="company.smtp.updated" selected>' in html

@@ -110,10 +110,15 @@ def test_company_opens_the_smtp_tab(admin_web: Client) -> None:
 
 
 def test_view_mode_shows_the_seed_fields_read_only(admin_web: Client) -> None:
-    company_smtp_update(actor=None, smtp_host="smtp.gmail.com", smtp_port=587,
-                        smtp_login="me@gmail.com", epod_username="epod-user")
+    company_smtp_update(
+        actor=None,
+        smtp_host="smtp.gmail.com",
+        smtp_port=587,
+        smtp_login="me@gmail.com",
+        epod_username="epod-user",
+    )
     html = page(admin_web, VIEW_URL)
-    view = html[html.index('<dl class="view">'):]
+    view = html[html.index('<dl class="view">') :]
     for label in SEED_LABELS:
         assert f"<dt>{label}</dt>" in view
     assert "smtp.gmail.com" in view and "587" in view and "me@gmail.com" in view
@@ -141,7 +146,9 @@ def test_save_returns_to_view_mode_with_a_message_and_the_new_values(admin_web: 
     assert "<dd>smtp.gmail.com</dd>" in html
     company = company_get()
     assert (company.smtp_host, company.smtp_port, company.sender_name) == (
-        "smtp.gmail.com", 587, "Acme Ltd",
+        "smtp.gmail.com",
+        587,
+        "Acme Ltd",
     )
     assert AuditEntry.objects.get().actor_name == "ada"
 
@@ -192,8 +199,9 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "message"), INVALID,
-                         ids=[f"{f}={v!r}" for f, v, _ in INVALID])
+@pytest.mark.parametrize(
+    ("field", "value", "message"), INVALID, ids=[f"{f}={v!r}" for f, v, _ in INVALID]
+)
 def test_an_invalid_value_is_explained_next_to_its_field_and_nothing_is_saved(
     admin_web: Client, field: str, value: str, message: str
 ) -> None:
@@ -263,8 +271,8 @@ def test_the_advanced_section_opens_when_one_of_its_fields_is_wrong(admin_web: C
 def test_a_saved_password_shows_as_set_and_never_as_itself(admin_web: Client) -> None:
     save(admin_web, smtp_password=SMTP_PASSWORD)
     view = page(admin_web, VIEW_URL)
-    smtp_row = view[view.index("<dt>SMTP Authentication Password</dt>"):]
-    epod_row = view[view.index("<dt>ePOD API Password</dt>"):]
+    smtp_row = view[view.index("<dt>SMTP Authentication Password</dt>") :]
+    epod_row = view[view.index("<dt>ePOD API Password</dt>") :]
     assert re.match(r"<dt>[^<]+</dt>\s*<dd><span class=\"badge ok\">set</span>", smtp_row)
     assert re.match(r"<dt>[^<]+</dt>\s*<dd><span class=\"badge\">not set</span>", epod_row)
     edit = page(admin_web, EDIT_URL)
@@ -402,8 +410,12 @@ def test_y_shows_no_password_warning(admin_web: Client) -> None:
 
 
 def test_a_preset_prefills_host_port_and_security_without_saving(admin_web: Client) -> None:
-    company_smtp_update(actor=None, smtp_host="relay.internal.example", smtp_port=25,
-                        sender_email="info@example.com")
+    company_smtp_update(
+        actor=None,
+        smtp_host="relay.internal.example",
+        smtp_port=25,
+        sender_email="info@example.com",
+    )
     before = company_row()
     html = page(admin_web, EDIT_URL + "?preset=gmail")
     assert 'value="smtp.gmail.com"' in field_block(html, "smtp_host")

@@ -15,12 +15,13 @@ from postroom.company.services import company_forget_secrets
 
 
 class Command(BaseCommand):
-    help = "Clear the stored SMTP and ePOD passwords (when the secret key that encrypted them is lost)."
+    help = (
+        "Clear the stored SMTP and ePOD passwords (when the secret key that encrypted them "
+        "is lost)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--yes", action="store_true", help="do not ask for confirmation"
-        )
+        parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     def handle(self, *args: Any, yes: bool, **options: Any) -> None:
         if not yes:
