@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from postroom.company.models import Company
 from postroom.company.selectors import company_get
 from postroom.company.smtp import company_smtp_config
 from postroom.mail.config import SmtpServerConfig, TlsPolicy
@@ -40,9 +41,13 @@ def capture_route() -> DeliveryRoute:
     return DeliveryRoute(config, CAPTURE_CONNECTIONS, RateLimits(), is_sandbox=True)
 
 
+def _captures(company: Company) -> bool:
+    return company.sandbox_mode or not company.is_smtp_configured
+
+
 def delivery_route() -> DeliveryRoute:
     company = company_get()
-    if company.sandbox_mode or not company.is_smtp_configured:
+    if _captures(company):
         return capture_route()
     return DeliveryRoute(
         config=company_smtp_config(company),
@@ -58,5 +63,4 @@ def delivery_route() -> DeliveryRoute:
 
 def is_sandboxed() -> bool:
     """True when mail goes to the capture inbox rather than a real server."""
-    company = company_get()
-    return company.sandbox_mode or not company.is_smtp_configured
+    return _captures(company_get())
