@@ -6,36 +6,17 @@ from __future__ import annotations
 import pytest
 
 from postroom.accounts.models import Role, User
-from postroom.company.models import Company, SendAsPolicy
-from postroom.company.selectors import company_get
+from postroom.company.models import SendAsPolicy
 from postroom.contacts.compose import compose_send
 from postroom.contacts.models import Contact
 from postroom.contacts.selectors import contact_history
-from postroom.core.secrets import secret_encrypt
 from postroom.mail.message import Attachment
 from postroom.outbox.models import MessageStatus, SendAs
 from tests.compose.conftest import contact_make
-from tests.outbox.worker_harness import running_worker, status_of, wait_until
+from tests.outbox.worker_harness import company_on_relay, running_worker, status_of, wait_until
 from tests.support.relay import PostfixRelay
 
 pytestmark = [pytest.mark.relay, pytest.mark.django_db(transaction=True)]
-
-
-def company_on_relay(relay: PostfixRelay, *, port: int, policy: SendAsPolicy) -> Company:
-    """The company's SMTP settings pointed at the relay, as in tests/outbox/test_send_as.py."""
-    company = company_get()
-    company.name = "Acme"
-    company.sender_name = "Acme"
-    company.sender_email = relay.allowed_senders[0]
-    company.smtp_host = "localhost"
-    company.smtp_port = port
-    company.smtp_secure_required = True
-    company.smtp_login = relay.user
-    company.smtp_password_encrypted = secret_encrypt(relay.password)
-    company.smtp_ca_certificate = relay.ca_pem
-    company.send_as_policy = policy
-    company.save()
-    return company
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import pytest
 
 from postroom.accounts.models import Role, User
 from postroom.company.models import Company, SendAsPolicy
-from postroom.company.selectors import company_get
-from postroom.core.secrets import secret_encrypt
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
 from postroom.outbox.models import (
@@ -21,26 +19,10 @@ from postroom.outbox.models import (
 )
 from postroom.outbox.send_as import sender_choice
 from postroom.outbox.services import message_enqueue
-from tests.outbox.worker_harness import running_worker, status_of, wait_until
+from tests.outbox.worker_harness import company_on_relay, running_worker, status_of, wait_until
 from tests.support.relay import PostfixRelay
 
 pytestmark = [pytest.mark.relay, pytest.mark.django_db(transaction=True)]
-
-
-def company_on_relay(relay: PostfixRelay, *, port: int, policy: SendAsPolicy) -> Company:
-    company = company_get()
-    company.name = "Acme"
-    company.sender_name = "Acme"
-    company.sender_email = relay.allowed_senders[0]
-    company.smtp_host = "localhost"
-    company.smtp_port = port
-    company.smtp_secure_required = True
-    company.smtp_login = relay.user
-    company.smtp_password_encrypted = secret_encrypt(relay.password)
-    company.smtp_ca_certificate = relay.ca_pem
-    company.send_as_policy = policy
-    company.save()
-    return company
 
 
 @pytest.fixture

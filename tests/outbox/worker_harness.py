@@ -8,13 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from postroom.company.models import Company
+from postroom.company.models import Company, SendAsPolicy
 from postroom.company.selectors import company_get
+from postroom.core.secrets import secret_encrypt
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
 from postroom.outbox.models import Lane, Message, Source
 from postroom.outbox.services import message_enqueue
 from postroom.outbox.worker import WorkerOptions, run_worker
+from tests.support.relay import PostfixRelay
 
 
 def company_smtp_at(port: int, **fields: object) -> Company:
@@ -33,6 +35,23 @@ def company_smtp_at(port: int, **fields: object) -> Company:
     }
     for name, value in values.items():
         setattr(company, name, value)
+    company.save()
+    return company
+
+
+def company_on_relay(relay: PostfixRelay, *, port: int, policy: SendAsPolicy) -> Company:
+    """The company's SMTP settings pointed at the real Postfix relay (TLS verified, AUTH)."""
+    company = company_get()
+    company.name = "Acme"
+    company.sender_name = "Acme"
+    company.sender_email = relay.allowed_senders[0]
+    company.smtp_host = "localhost"
+    company.smtp_port = port
+    company.smtp_secure_required = True
+    company.smtp_login = relay.user
+    company.smtp_password_encrypted = secret_encrypt(relay.password)
+    company.smtp_ca_certificate = relay.ca_pem
+    company.send_as_policy = policy
     company.save()
     return company
 
