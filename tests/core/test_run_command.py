@@ -168,3 +168,19 @@ def test_first_run_creates_an_admin_with_a_one_time_password_and_serves_the_site
         ("127.0.0.1", int(env["POSTROOM_CAPTURE_PORT"])), timeout=5
     ) as smtp:
         assert smtp.recv(100).startswith(b"220")
+
+
+def test_the_worker_refuses_to_start_when_the_secret_key_is_wrong(data_dir: Path) -> None:
+    _store_smtp_password(_env(data_dir, POSTROOM_SECRET_KEY="the-right-key"), "s3cret-Pa55")
+
+    result = subprocess.run(
+        [*POSTROOM, "worker"],
+        env=_env(data_dir, POSTROOM_SECRET_KEY="a-wrong-key"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "cannot be decrypted" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -6,8 +6,10 @@ import asyncio
 import signal
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from postroom.company.services import company_verify_secrets
+from postroom.core.errors import SecretKeyError
 from postroom.outbox.worker import WorkerOptions, default_worker_name, run_worker
 
 
@@ -25,6 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=200, help="messages claimed at once")
 
     def handle(self, *args: Any, name: str, concurrency: int, batch: int, **options: Any) -> None:
+        try:
+            company_verify_secrets()
+        except SecretKeyError as error:
+            raise CommandError(error.message) from None
         worker_options = WorkerOptions(name=name, batch_size=batch, concurrency=concurrency)
 
         async def main() -> None:
