@@ -168,22 +168,7 @@ def contact_list(request: HttpRequest, query: Query[ContactListQuery]) -> dict[s
     description="400 with field `email` when another contact has the address (any case).",
 )
 def contact_create(request: HttpRequest, payload: ContactIn) -> Status[dict[str, Any]]:
-    contact = contact_services.contact_create(
-        actor=None,
-        email=payload.email,
-        first_name=payload.first_name,
-        last_name=payload.last_name,
-        phone=payload.phone,
-        organization_name=payload.company,
-        tags=payload.tags,
-        notes=payload.notes,
-        marketing_consent=payload.marketing_consent,
-        marketing_consent_at=aware_datetime(
-            payload.marketing_consent_at, field="marketing_consent_at"
-        ),
-        marketing_consent_source=payload.marketing_consent_source,
-        is_active=payload.is_active,
-    )
+    contact = contact_services.contact_create(actor=None, **_contact_fields(payload))
     return Status(201, _contact_out(_reloaded(contact)))
 
 
@@ -211,24 +196,27 @@ def contact_update(
     request: HttpRequest, payload: ContactPatch, contact_id: int = Path(..., ge=1, le=MAX_ID)
 ) -> dict[str, Any]:
     contact = contact_selectors.contact_get(pk=contact_id)
-    contact_services.contact_update(
-        actor=None,
-        contact=contact,
-        email=payload.email,
-        first_name=payload.first_name,
-        last_name=payload.last_name,
-        phone=payload.phone,
-        organization_name=payload.company,
-        tags=payload.tags,
-        notes=payload.notes,
-        marketing_consent=payload.marketing_consent,
-        marketing_consent_at=aware_datetime(
+    contact_services.contact_update(actor=None, contact=contact, **_contact_fields(payload))
+    return _contact_out(_reloaded_pk(contact_id))
+
+
+def _contact_fields(payload: ContactIn | ContactPatch) -> dict[str, Any]:
+    """The service's keyword arguments from a request body (None leaves a field unchanged)."""
+    return {
+        "email": payload.email,
+        "first_name": payload.first_name,
+        "last_name": payload.last_name,
+        "phone": payload.phone,
+        "organization_name": payload.company,
+        "tags": payload.tags,
+        "notes": payload.notes,
+        "marketing_consent": payload.marketing_consent,
+        "marketing_consent_at": aware_datetime(
             payload.marketing_consent_at, field="marketing_consent_at"
         ),
-        marketing_consent_source=payload.marketing_consent_source,
-        is_active=payload.is_active,
-    )
-    return _contact_out(_reloaded_pk(contact_id))
+        "marketing_consent_source": payload.marketing_consent_source,
+        "is_active": payload.is_active,
+    }
 
 
 @router.delete(

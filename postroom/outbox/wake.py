@@ -50,6 +50,8 @@ def notify_workers() -> None:
         listeners = list(_local_listeners)
     for callback in listeners:
         callback()
+    if listeners and connection.vendor != "postgresql":
+        return  # SQLite has one worker, and it is in this process: it has been poked.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"NOTIFY {CHANNEL}")
