@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from postroom.core import env
+from postroom.core import env, limits
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION = env.is_production()
@@ -53,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its 413 page has the user and every header; it answers before any body is read.
+    "postroom.core.middleware.RequestBodyLimitMiddleware",
 ]
 
 ROOT_URLCONF = "postroom.urls"
@@ -157,5 +159,14 @@ POSTROOM_WORKER_LEASE_SECONDS = env.env_int("WORKER_LEASE_SECONDS", 600)
 POSTROOM_WORKER_BATCH = env.env_int("WORKER_BATCH", 200)
 # Contacts: the largest CSV file an import accepts.
 POSTROOM_IMPORT_MAX_BYTES = env.env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+# Larger request bodies are refused before they are read (postroom.core.limits).
+POSTROOM_MAX_REQUEST_BYTES = limits.request_body_limit_check(
+    env.env_int(
+        "MAX_REQUEST_BYTES",
+        limits.request_body_limit(
+            max_message_bytes=POSTROOM_MAX_MESSAGE_BYTES, import_max_bytes=POSTROOM_IMPORT_MAX_BYTES
+        ),
+    )
+)
 POSTROOM_CAPTURE_HOST = env.env_str("CAPTURE_HOST", "127.0.0.1")
 POSTROOM_CAPTURE_PORT = env.env_int("CAPTURE_PORT", 8025)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,38 +12,22 @@ from pathlib import Path
 
 import pytest
 
-POSTROOM = [sys.executable, "-m", "postroom"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("POSTROOM_") and key != "DJANGO_SETTINGS_MODULE"
-    }
-    env.update(
-        POSTROOM_DATA_DIR=str(data_dir),
-        POSTROOM_HTTP_PORT=str(_free_port()),
-        POSTROOM_CAPTURE_PORT=str(_free_port()),
-        **extra,
-    )
-    return env
+from tests.core.processes import (
+    POSTROOM,
+    postroom_env,
+    postroom_running,
+    postroom_shell,
+    read_until,
+)
 
 
 def _store_smtp_password(env: dict[str, str], password: str) -> None:
-    subprocess.run([*POSTROOM, "migrate", "--verbosity", "0"], env=env, check=True)
     code = (
         "from postroom.company.services import company_smtp_update;"
         f"company_smtp_update(actor=None, smtp_host='smtp.example.com', smtp_port=587,"
         f" smtp_login='mailer', smtp_password={password!r})"
     )
-    subprocess.run([*POSTROOM, "shell", "-c", code], env=env, check=True)
+    postroom_shell(env, code)
 
 
 @pytest.fixture
@@ -56,12 +37,12 @@ def data_dir(tmp_path: Path) -> Path:
 
 def test_run_refuses_to_start_when_the_secret_key_is_wrong(data_dir: Path) -> None:
     _store_smtp_password(
-        _env(data_dir, POSTROOM_SECRET_KEY="the-key-that-encrypted-it"), "s3cret-Pa55"
+        postroom_env(data_dir, POSTROOM_SECRET_KEY="the-key-that-encrypted-it"), "s3cret-Pa55"
     )
 
     result = subprocess.run(
         [*POSTROOM, "run"],
-        env=_env(data_dir, POSTROOM_SECRET_KEY="another-key"),
+        env=postroom_env(data_dir, POSTROOM_SECRET_KEY="another-key"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -74,11 +55,11 @@ def test_run_refuses_to_start_when_the_secret_key_is_wrong(data_dir: Path) -> No
 
 
 def test_run_refuses_to_start_when_the_key_file_was_lost(data_dir: Path) -> None:
-    _store_smtp_password(_env(data_dir), "s3cret-Pa55")  # creates var/secret.key
+    _store_smtp_password(postroom_env(data_dir), "s3cret-Pa55")  # creates var/secret.key
     (data_dir / "secret.key").unlink()
 
     result = subprocess.run(
-        [*POSTROOM, "run"], env=_env(data_dir), capture_output=True, text=True, timeout=60
+        [*POSTROOM, "run"], env=postroom_env(data_dir), capture_output=True, text=True, timeout=60
     )
 
     assert result.returncode != 0
@@ -88,8 +69,8 @@ def test_run_refuses_to_start_when_the_key_file_was_lost(data_dir: Path) -> None
 def test_forget_secrets_clears_unreadable_passwords_so_postroom_starts_again(
     data_dir: Path,
 ) -> None:
-    _store_smtp_password(_env(data_dir, POSTROOM_SECRET_KEY="old-key"), "s3cret-Pa55")
-    env = _env(data_dir, POSTROOM_SECRET_KEY="new-key")
+    _store_smtp_password(postroom_env(data_dir, POSTROOM_SECRET_KEY="old-key"), "s3cret-Pa55")
+    env = postroom_env(data_dir, POSTROOM_SECRET_KEY="new-key")
 
     forgotten = subprocess.run(
         [*POSTROOM, "forget-secrets", "--yes"], env=env, capture_output=True, text=True, check=True
@@ -114,39 +95,16 @@ def test_forget_secrets_clears_unreadable_passwords_so_postroom_starts_again(
 
 @pytest.fixture
 def running_postroom(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    env = _env(data_dir)
-    process = subprocess.Popen(
-        [*POSTROOM, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
+    env = postroom_env(data_dir)
+    with postroom_running(env) as process:
         yield process, env
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 60) -> str:
-    assert process.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen += line
-        if re.search(pattern, seen):
-            return seen
-    raise AssertionError(f"postroom run did not print {pattern!r}; it printed:\n{seen}")
 
 
 def test_first_run_creates_an_admin_with_a_one_time_password_and_serves_the_site(
     running_postroom: tuple[subprocess.Popen[str], dict[str, str]],
 ) -> None:
     process, env = running_postroom
-    output = _read_until(process, r"Press Ctrl\+C")
+    output = read_until(process, r"Press Ctrl\+C")
     match = re.search(r"as 'admin' with password: (\S+)", output)
     assert match, output
     password = match.group(1)
@@ -171,11 +129,11 @@ def test_first_run_creates_an_admin_with_a_one_time_password_and_serves_the_site
 
 
 def test_the_worker_refuses_to_start_when_the_secret_key_is_wrong(data_dir: Path) -> None:
-    _store_smtp_password(_env(data_dir, POSTROOM_SECRET_KEY="the-right-key"), "s3cret-Pa55")
+    _store_smtp_password(postroom_env(data_dir, POSTROOM_SECRET_KEY="the-right-key"), "s3cret-Pa55")
 
     result = subprocess.run(
         [*POSTROOM, "worker"],
-        env=_env(data_dir, POSTROOM_SECRET_KEY="a-wrong-key"),
+        env=postroom_env(data_dir, POSTROOM_SECRET_KEY="a-wrong-key"),
         capture_output=True,
         text=True,
         timeout=60,

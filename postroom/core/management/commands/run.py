@@ -62,6 +62,10 @@ class Command(BaseCommand):
             f"{settings.POSTROOM_CAPTURE_PORT}"
         )
         self.stdout.write(f"  outbox worker: {'off' if worker is None else 'on'}")
+        self.stdout.write(
+            f"  largest request body: {settings.POSTROOM_MAX_REQUEST_BYTES:,} bytes "
+            "(POSTROOM_MAX_REQUEST_BYTES)"
+        )
         first_admin = user_ensure_first_admin()
         if first_admin is not None:
             user, password = first_admin
@@ -77,7 +81,16 @@ class Command(BaseCommand):
             self.stdout.write(f"Log in at {url}login/ (`postroom createadmin` adds an admin).")
         self.stdout.write("Press Ctrl+C to stop.")
         try:
-            serve(application, host=host, port=port, threads=threads, ident="Postroom")
+            serve(
+                application,
+                host=host,
+                port=port,
+                threads=threads,
+                ident="Postroom",
+                # Waitress refuses a body of this size or more (its default is 1 GB) before
+                # reading it; one more byte than the limit, so the limit itself passes.
+                max_request_body_size=settings.POSTROOM_MAX_REQUEST_BYTES + 1,
+            )
         finally:
             if worker:
                 worker.stop()

@@ -1,0 +1,83 @@
+"""Start `postroom` commands as a user does: real processes, a real data directory, real ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+POSTROOM = [sys.executable, "-m", "postroom"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postroom_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without its POSTROOM_* settings, pointed at `data_dir`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("POSTROOM_") and key != "DJANGO_SETTINGS_MODULE"
+    }
+    env.update(
+        POSTROOM_DATA_DIR=str(data_dir),
+        POSTROOM_HTTP_PORT=str(free_port()),
+        POSTROOM_CAPTURE_PORT=str(free_port()),
+        **extra,
+    )
+    return env
+
+
+def postroom_shell(env: dict[str, str], code: str) -> str:
+    """Run Python in `postroom shell` (migrating first); return what it printed."""
+    subprocess.run([*POSTROOM, "migrate", "--verbosity", "0"], env=env, check=True)
+    result = subprocess.run(
+        [*POSTROOM, "shell", "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 60) -> str:
+    """Read the process's output until `pattern` shows; fail with what it printed if not."""
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen += line
+        if re.search(pattern, seen):
+            return seen
+    raise AssertionError(f"postroom did not print {pattern!r}; it printed:\n{seen}")
+
+
+@contextmanager
+def postroom_running(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`postroom run` until the block ends, then Ctrl+C (and a kill if that does not stop it)."""
+    process = subprocess.Popen(
+        [*POSTROOM, "run", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
