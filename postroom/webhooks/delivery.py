@@ -48,9 +48,13 @@ MAX_NEW_GAPS = 100_000
 # A claimed delivery is the dispatcher's for this long: the 10 s request timeout plus ample
 # time to record the outcome. A crashed dispatcher's deliveries are due again after it.
 LEASE = dt.timedelta(seconds=60)
-# What is kept of a response body or an error, for people to read: 2 KB shows a framework's
-# error page's point without storing a hostile endpoint's megabytes per attempt.
-RESPONSE_EXCERPT_BYTES = 2048
+# What is kept of a failing answer's body, for people to read: 200 characters hold a
+# receiver's one-line reason ("database is down", a small JSON error) but not a page of
+# whatever the URL serves, so an endpoint cannot be used to read another service's answers.
+# A successful answer's body is not kept at all: 2xx says all there is to know.
+RESPONSE_EXCERPT_CHARS = 200
+EXCERPT_CUT_MARK = " […]"  # ends an excerpt whose body went on
+_EXCERPT_STORED_CHARS = RESPONSE_EXCERPT_CHARS + len(EXCERPT_CUT_MARK)
 ERROR_MAX_CHARS = 500
 
 
@@ -168,6 +172,8 @@ class ClaimedDelivery:
     claim_token: str
     created_at: dt.datetime
     consecutive_failures: int
+    # The endpoint's "Allow an internal address": its request may go to such an address.
+    is_internal_allowed: bool = False
     # HMAC keys, the current secret's first (then the previous one, within its grace).
     # Kept out of the repr, so a logged or printed delivery never shows them.
     keys: tuple[bytes, ...] = field(repr=False, default=())
@@ -238,6 +244,7 @@ def delivery_claim_batch(
                 claim_token=token,
                 created_at=row.created_at,
                 consecutive_failures=row.consecutive_failures,
+                is_internal_allowed=row.endpoint.is_internal_allowed,
                 keys=endpoint_keys,
                 key_error=key_error,
             )
@@ -277,7 +284,7 @@ def delivery_next_due_at() -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class PostOutcome:
-    """What one POST gave: a status code and the start of the body, or an error."""
+    """What one POST gave: a status code (and a failing answer's start), or an error."""
 
     at: dt.datetime
     duration_ms: int
@@ -301,7 +308,8 @@ def delivery_record(
 ) -> str | None:
     """Record one attempt; return the delivery's new status (None if it is gone)."""
     now = now or timezone.now()
-    excerpt = outcome.response_excerpt[:RESPONSE_EXCERPT_BYTES]
+    # The dispatcher clipped the excerpt already; this bounds what any caller can store.
+    excerpt = "" if outcome.is_success else outcome.response_excerpt[:_EXCERPT_STORED_CHARS]
     error = outcome.error[:ERROR_MAX_CHARS]
     if outcome.is_success:
         status, next_attempt_at, failures = DeliveryStatus.SUCCEEDED, None, 0
@@ -352,6 +360,13 @@ def delivery_record(
         else:
             endpoint.filter(failing_since__isnull=True).update(failing_since=outcome.at)
     return status
+
+
+def response_excerpt_clip(text: str, *, has_more: bool = False) -> str:
+    """At most `RESPONSE_EXCERPT_CHARS` of a failing answer, marked when it was cut."""
+    if len(text) > RESPONSE_EXCERPT_CHARS or has_more:
+        return text[:RESPONSE_EXCERPT_CHARS] + EXCERPT_CUT_MARK
+    return text
 
 
 def _days(delta: dt.timedelta) -> str:

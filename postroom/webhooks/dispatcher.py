@@ -31,6 +31,13 @@ from postroom.outbox import wake as outbox_wake
 from postroom.webhooks import delivery, signing, wake
 from postroom.webhooks.delivery import ClaimedDelivery, PostOutcome
 from postroom.webhooks.retry import retry_after_parse
+from postroom.webhooks.targets import (
+    Resolve,
+    TargetLookupError,
+    TargetRefusedError,
+    system_resolve,
+)
+from postroom.webhooks.transport import ALLOW_INTERNAL, WebhookTransport
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +73,12 @@ class Dispatcher:
         concurrency: int = CONCURRENCY,
         per_endpoint: int = PER_ENDPOINT,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
+        resolve: Resolve = system_resolve,
     ) -> None:
         self.concurrency = concurrency
         self.per_endpoint = per_endpoint
         self.timeout = timeout
+        self.resolve = resolve
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-webhooks-db")
         self._in_flight: dict[asyncio.Task[None], int] = {}  # task -> endpoint id
         self._wake = asyncio.Event()
@@ -103,7 +112,7 @@ class Dispatcher:
         wake.add_listener(self.poke)
         outbox_wake.add_local_listener(self.poke)
         try:
-            async with http_client(self.concurrency, self.timeout) as client:
+            async with http_client(self.concurrency, self.timeout, resolve=self.resolve) as client:
                 try:
                     while not stop.is_set():
                         await self._round(client, stop)
@@ -193,15 +202,20 @@ class Dispatcher:
 
 
 def http_client(
-    concurrency: int = CONCURRENCY, timeout: float = REQUEST_TIMEOUT_SECONDS
+    concurrency: int = CONCURRENCY,
+    timeout: float = REQUEST_TIMEOUT_SECONDS,
+    *,
+    resolve: Resolve = system_resolve,
 ) -> httpx.AsyncClient:
-    """The client every delivery is posted with."""
+    """The client every delivery is posted with: it connects only to checked addresses."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return httpx.AsyncClient(
+        transport=WebhookTransport(limits=limits, resolve=resolve),
         # Redirects are not followed (Standard Webhooks: update the URL instead); a 3xx is a
-        # failure whose message names the new address.
+        # failure whose message names the new address. Following one would also skip the
+        # address check of the new URL's host.
         follow_redirects=False,
         timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
     )
 
 
@@ -224,9 +238,18 @@ async def post_delivery(
     try:
         async with (
             asyncio.timeout(timeout),
-            client.stream("POST", claimed.url, content=body, headers=headers) as response,
+            client.stream(
+                "POST",
+                claimed.url,
+                content=body,
+                headers=headers,
+                extensions={ALLOW_INTERNAL: claimed.is_internal_allowed},
+            ) as response,
         ):
-            excerpt = await _excerpt(response)
+            is_success = 200 <= response.status_code < 300
+            excerpt = "" if is_success else await _excerpt(response)
+    except (TargetRefusedError, TargetLookupError) as error:
+        return outcome(error=error.message)
     except TimeoutError:
         return outcome(error=f"No complete answer within {timeout:g} s.")
     except httpx.ConnectError as error:
@@ -247,14 +270,19 @@ async def post_delivery(
     )
 
 
+# UTF-8 needs at most 4 bytes a character: this many bytes hold the excerpt's characters.
+_EXCERPT_READ_BYTES = delivery.RESPONSE_EXCERPT_CHARS * 4
+
+
 async def _excerpt(response: httpx.Response) -> str:
-    """The start of the body, read no further than the excerpt's size."""
+    """The start of a failing answer's body, read no further than the excerpt needs."""
     kept = bytearray()
     async for chunk in response.aiter_bytes():
         kept += chunk
-        if len(kept) >= delivery.RESPONSE_EXCERPT_BYTES:
+        if len(kept) > _EXCERPT_READ_BYTES:
             break
-    return bytes(kept[: delivery.RESPONSE_EXCERPT_BYTES]).decode("utf-8", "replace")
+    text = bytes(kept[:_EXCERPT_READ_BYTES]).decode("utf-8", "replace")
+    return delivery.response_excerpt_clip(text, has_more=len(kept) > _EXCERPT_READ_BYTES)
 
 
 def _failure_text(response: httpx.Response) -> str:

@@ -28,6 +28,10 @@ class Endpoint(models.Model):
     previous_secret_encrypted = models.TextField(blank=True)
     previous_secret_until = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
+    # Ticked by an administrator for a receiver on the company's own network. Without it, a
+    # URL whose host is or resolves to a loopback, private or other non-public address is
+    # refused when saved and when posted (postroom.webhooks.targets).
+    is_internal_allowed = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

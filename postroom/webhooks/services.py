@@ -26,6 +26,13 @@ from postroom.core.secrets import secret_encrypt
 from postroom.outbox.models import Event, EventKind
 from postroom.webhooks import signing, wake
 from postroom.webhooks.models import PING, Cursor, Delivery, DeliveryStatus, Endpoint
+from postroom.webhooks.targets import (
+    ALLOW_INTERNAL_LABEL,
+    Resolve,
+    TargetLookupError,
+    system_resolve,
+    target_addresses,
+)
 
 URL_MAX_LENGTH = 2000  # Endpoint.url; browsers and servers commonly accept about this much
 DESCRIPTION_MAX_LENGTH = 200  # Endpoint.description
@@ -77,6 +84,25 @@ def endpoint_url_clean(url: str) -> str:
     return url
 
 
+def endpoint_target_check(
+    *, url: str, is_internal_allowed: bool, resolve: Resolve = system_resolve
+) -> None:
+    """Refuse a URL whose host is, or resolves to, an address webhooks may not go to.
+
+    A name that does not resolve yet is accepted (its DNS record may come later): each
+    connection checks the addresses again anyway, so this check is for telling the
+    administrator now, not the safeguard.
+    """
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    try:
+        target_addresses(
+            parts.hostname or "", port, is_internal_allowed=is_internal_allowed, resolve=resolve
+        )
+    except TargetLookupError:
+        return
+
+
 def endpoint_event_types_clean(*, all_events: bool, event_types: Sequence[str]) -> list[str]:
     """The chosen event types in a stable order; empty when `all_events`."""
     if all_events:
@@ -105,6 +131,16 @@ def _description_clean(description: str) -> str:
 
 def _events_label(endpoint: Endpoint) -> str:
     return "all events" if endpoint.all_events else ", ".join(endpoint.event_types)
+
+
+def _audited_fields(endpoint: Endpoint) -> dict[str, Any]:
+    return {
+        "URL": endpoint.url,
+        "Description": endpoint.description,
+        "Events": _events_label(endpoint),
+        "Active": endpoint.is_active,
+        ALLOW_INTERNAL_LABEL: endpoint.is_internal_allowed,
+    }
 
 
 def _subject(endpoint: Endpoint) -> str:
@@ -138,10 +174,13 @@ def endpoint_create(
     description: str = "",
     all_events: bool = True,
     event_types: Sequence[str] = (),
+    is_internal_allowed: bool = False,
+    resolve: Resolve = system_resolve,
 ) -> tuple[Endpoint, str]:
     """Register an endpoint; return it and its signing secret, which is shown only now."""
     url = endpoint_url_clean(url)
     types = endpoint_event_types_clean(all_events=all_events, event_types=event_types)
+    endpoint_target_check(url=url, is_internal_allowed=is_internal_allowed, resolve=resolve)
     secret = signing.secret_generate()
     events_cursor_ensure()
     with transaction.atomic():
@@ -150,6 +189,7 @@ def endpoint_create(
             description=_description_clean(description),
             all_events=all_events,
             event_types=types,
+            is_internal_allowed=is_internal_allowed,
             secret_encrypted=secret_encrypt(secret),
             created_by=actor,
             created_at=timezone.now(),
@@ -161,6 +201,7 @@ def endpoint_create(
             changes={
                 "URL": {"to": url},
                 "Events": {"to": _events_label(endpoint)},
+                ALLOW_INTERNAL_LABEL: {"to": is_internal_allowed},
                 SECRET_LABEL: {"changed": True, "secret": "set"},
             },
         )
@@ -176,6 +217,8 @@ def endpoint_update(
     all_events: bool,
     event_types: Sequence[str],
     is_active: bool,
+    is_internal_allowed: bool,
+    resolve: Resolve = system_resolve,
 ) -> Endpoint:
     new_values: dict[str, Any] = {
         "url": endpoint_url_clean(url),
@@ -183,21 +226,16 @@ def endpoint_update(
         "all_events": all_events,
         "event_types": endpoint_event_types_clean(all_events=all_events, event_types=event_types),
         "is_active": is_active,
+        "is_internal_allowed": is_internal_allowed,
     }
-    before = {
-        "URL": endpoint.url,
-        "Description": endpoint.description,
-        "Events": _events_label(endpoint),
-        "Active": endpoint.is_active,
-    }
+    # Checked even when the URL is unchanged: its name may resolve elsewhere by now.
+    endpoint_target_check(
+        url=new_values["url"], is_internal_allowed=is_internal_allowed, resolve=resolve
+    )
+    before = _audited_fields(endpoint)
     for name, value in new_values.items():
         setattr(endpoint, name, value)
-    after = {
-        "URL": endpoint.url,
-        "Description": endpoint.description,
-        "Events": _events_label(endpoint),
-        "Active": endpoint.is_active,
-    }
+    after = _audited_fields(endpoint)
     changes = {
         label: {"from": before[label], "to": after[label]}
         for label in before

@@ -181,7 +181,7 @@ def test_deleting_asks_first(as_admin: Client) -> None:
 
 def test_send_test_event_queues_a_ping_that_reaches_the_receiver(as_admin: Client) -> None:
     with running_receiver() as receiver:
-        _, secret = create(as_admin, url=receiver.url)
+        _, secret = create(as_admin, url=receiver.url, is_internal_allowed="on")
         endpoint = Endpoint.objects.get()
         assert as_admin.get(f"/webhooks/{endpoint.pk}/test/").status_code == 405
         response = as_admin.post(f"/webhooks/{endpoint.pk}/test/", follow=True)
@@ -196,7 +196,7 @@ def test_the_log_lists_deliveries_newest_first_and_resend_posts_again(
     as_admin: Client, admin: User
 ) -> None:
     with running_receiver(Answer(status=500, body=b"boom")) as receiver:
-        endpoint, _ = endpoint_create(actor=admin, url=receiver.url)
+        endpoint, _ = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
         first = enqueue_message("first@example.net")
         second = enqueue_message("second@example.net")
         events_fan_out()
@@ -225,7 +225,7 @@ def test_a_failing_endpoint_is_flagged_on_the_list_not_turned_off(
     as_admin: Client, admin: User
 ) -> None:
     with running_receiver(default=Answer(status=502)) as receiver:
-        endpoint, _ = endpoint_create(actor=admin, url=receiver.url)
+        endpoint, _ = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
         enqueue_message()
         events_fan_out()
         dispatch_due()

@@ -7,6 +7,8 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
+import threading
 import time
 from collections.abc import Iterator
 
@@ -19,6 +21,7 @@ from postroom.outbox.models import Message, Source
 from postroom.outbox.services import message_enqueue
 from postroom.webhooks.delivery import delivery_claim_batch, delivery_record
 from postroom.webhooks.dispatcher import http_client, post_delivery
+from postroom.webhooks.targets import IPAddress, Resolve, system_resolve
 from tests.accounts.factories import admin_make
 from tests.webhooks.receiver import ReceivedRequest, Receiver, running_receiver
 
@@ -65,7 +68,24 @@ def enqueue_message(to: str = "bob@example.net") -> Message:
     return message_enqueue(email=email, source=Source.API)
 
 
-def dispatch_due(*, now: dt.datetime | None = None, timeout: float = 5.0) -> list[str | None]:
+class ScriptedResolver:
+    """A DNS server that changes its mind: each question gets the next answer, the last one
+    for ever after. It records the questions, so a test can count the lookups."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self._answers = [[ipaddress.ip_address(a) for a in answer] for answer in answers]
+        self.questions: list[tuple[str, int]] = []
+        self._lock = threading.Lock()  # lookups run on worker threads
+
+    def __call__(self, host: str, port: int) -> list[IPAddress]:
+        with self._lock:
+            self.questions.append((host, port))
+            return self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
+
+
+def dispatch_due(
+    *, now: dt.datetime | None = None, timeout: float = 5.0, resolve: Resolve = system_resolve
+) -> list[str | None]:
     """One dispatch round without the loop: claim what is due, post it for real, record it.
 
     It runs in the test's thread and transaction (the dispatcher's own loop, with its
@@ -74,7 +94,7 @@ def dispatch_due(*, now: dt.datetime | None = None, timeout: float = 5.0) -> lis
     claimed = delivery_claim_batch(limit=50, per_endpoint=50, now=now)
 
     async def post_all() -> list:  # type: ignore[type-arg]
-        async with http_client(timeout=timeout) as client:
+        async with http_client(timeout=timeout, resolve=resolve) as client:
             return list(
                 await asyncio.gather(*(post_delivery(client, c, timeout=timeout) for c in claimed))
             )

@@ -1,8 +1,14 @@
-"""A real HTTP receiver on 127.0.0.1 for webhook tests: records requests, answers as scripted."""
+"""A real HTTP receiver on loopback for webhook tests: records requests, answers as scripted.
+
+It listens on 127.0.0.1 by default; any 127.x.y.z works too (Linux routes all of 127.0.0.0/8
+to loopback), which lets a test tell two receivers on the same port apart. With `tls` it
+speaks HTTPS and records the server name (SNI) each client asked for.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -30,17 +36,37 @@ class ReceivedRequest:
 class Receiver:
     """Answers each request with the next scripted `Answer`, then with `default`."""
 
-    def __init__(self, *answers: Answer, default: Answer | None = None) -> None:
+    def __init__(
+        self,
+        *answers: Answer,
+        default: Answer | None = None,
+        address: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._script = list(answers)
         self.default = default or Answer()
         self.requests: list[ReceivedRequest] = []
+        self.server_names: list[str | None] = []  # SNI of each TLS handshake
+        self.address = address
+        self._port = port
+        self._tls = tls
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
     @property
-    def url(self) -> str:
+    def port(self) -> int:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/postroom"
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return self.url_for(self.address)
+
+    def url_for(self, host: str) -> str:
+        """This receiver's URL with `host` in it (a name a test's resolver answers for)."""
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{host}:{self.port}/hooks/postroom"
 
     def script(self, *answers: Answer) -> None:
         with self._lock:
@@ -91,11 +117,20 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass  # keep the test output quiet
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.address, self._port), Handler)
         self._server.daemon_threads = True
+        if self._tls is not None:
+            self._tls.sni_callback = self._note_server_name
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         ).start()
+
+    def _note_server_name(
+        self, _socket: ssl.SSLObject, name: str | None, _context: ssl.SSLContext
+    ) -> None:
+        with self._lock:
+            self.server_names.append(name)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -104,8 +139,14 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver(*answers: Answer, default: Answer | None = None) -> Iterator[Receiver]:
-    receiver = Receiver(*answers, default=default)
+def running_receiver(
+    *answers: Answer,
+    default: Answer | None = None,
+    address: str = "127.0.0.1",
+    port: int = 0,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[Receiver]:
+    receiver = Receiver(*answers, default=default, address=address, port=port, tls=tls)
     receiver.start()
     try:
         yield receiver

@@ -23,8 +23,9 @@ from postroom.core.secrets import secret_encrypt
 from postroom.outbox.models import Event, EventKind
 from postroom.webhooks import signing
 from postroom.webhooks.delivery import (
+    EXCERPT_CUT_MARK,
     LEASE,
-    RESPONSE_EXCERPT_BYTES,
+    RESPONSE_EXCERPT_CHARS,
     delivery_claim_batch,
     events_fan_out,
 )
@@ -52,7 +53,7 @@ def make_due(delivery: Delivery) -> None:
 
 
 def test_a_queued_message_reaches_the_receiver_signed(admin: User, receiver: Receiver) -> None:
-    endpoint, secret = endpoint_create(actor=admin, url=receiver.url)
+    endpoint, secret = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     message = enqueue_message()
     events_fan_out()
     assert dispatch_due() == [DeliveryStatus.SUCCEEDED]
@@ -64,7 +65,9 @@ def test_a_queued_message_reaches_the_receiver_signed(admin: User, receiver: Rec
     assert request.headers["user-agent"] == "Postroom-Webhooks/1"
     assert request.headers["content-type"] == "application/json"
     assert is_signed_with(secret, request)
-    assert not is_signed_with(endpoint_create(actor=admin, url=receiver.url)[1], request)
+    assert not is_signed_with(
+        endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)[1], request
+    )
     payload = json.loads(request.body)
     assert payload["type"] == "message.queued"
     assert payload["data"]["message_id"] == message.message_id
@@ -79,7 +82,7 @@ def test_a_500_is_retried_later_with_backoff_then_succeeds(admin: User, receiver
     receiver.script(
         Answer(status=500, body=b"database is down"), Answer(status=503, body=b"still down")
     )
-    endpoint, secret = endpoint_create(actor=admin, url=receiver.url)
+    endpoint, secret = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
 
@@ -115,7 +118,7 @@ def test_a_500_is_retried_later_with_backoff_then_succeeds(admin: User, receiver
 
 def test_a_delivery_gives_up_after_three_days(admin: User, receiver: Receiver) -> None:
     receiver.default = Answer(status=500)
-    endpoint_create(actor=admin, url=receiver.url)
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     assert dispatch_due() == [DeliveryStatus.PENDING]
@@ -132,7 +135,7 @@ def test_a_delivery_gives_up_after_three_days(admin: User, receiver: Receiver) -
 
 
 def test_resend_posts_a_delivered_event_again_now(admin: User, receiver: Receiver) -> None:
-    endpoint, secret = endpoint_create(actor=admin, url=receiver.url)
+    endpoint, secret = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     dispatch_due()
@@ -150,7 +153,7 @@ def test_resend_posts_a_delivered_event_again_now(admin: User, receiver: Receive
 
 def test_resend_gives_a_failed_delivery_one_more_attempt(admin: User, receiver: Receiver) -> None:
     receiver.script(Answer(status=500))
-    endpoint_create(actor=admin, url=receiver.url)
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     delivery = Delivery.objects.get()
@@ -162,7 +165,7 @@ def test_resend_gives_a_failed_delivery_one_more_attempt(admin: User, receiver: 
 
 
 def test_resend_waits_for_an_attempt_in_flight(admin: User, receiver: Receiver) -> None:
-    endpoint_create(actor=admin, url=receiver.url)
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     assert len(delivery_claim_batch(limit=1, per_endpoint=1)) == 1
@@ -173,7 +176,7 @@ def test_resend_waits_for_an_attempt_in_flight(admin: User, receiver: Receiver) 
 def test_a_crashed_dispatchers_delivery_is_posted_again_after_its_lease(
     admin: User, receiver: Receiver
 ) -> None:
-    endpoint_create(actor=admin, url=receiver.url)
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     assert len(delivery_claim_batch(limit=5, per_endpoint=5)) == 1  # then the process dies
@@ -186,7 +189,7 @@ def test_a_crashed_dispatchers_delivery_is_posted_again_after_its_lease(
 
 def test_retry_after_on_a_429_postpones_the_next_attempt(admin: User, receiver: Receiver) -> None:
     receiver.script(Answer(status=429, headers={"Retry-After": "600"}))
-    endpoint_create(actor=admin, url=receiver.url)
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     before = timezone.now()
@@ -197,7 +200,7 @@ def test_retry_after_on_a_429_postpones_the_next_attempt(admin: User, receiver: 
 
 def test_a_redirect_is_not_followed(admin: User, receiver: Receiver) -> None:
     receiver.script(Answer(status=301, headers={"Location": "https://new.example.com/hooks"}))
-    endpoint_create(actor=admin, url=receiver.url)
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     assert dispatch_due() == [DeliveryStatus.PENDING]
@@ -209,7 +212,7 @@ def test_a_redirect_is_not_followed(admin: User, receiver: Receiver) -> None:
 
 def test_a_receiver_slower_than_the_timeout_is_a_failure(admin: User, receiver: Receiver) -> None:
     receiver.script(Answer(delay=1.5))
-    endpoint_create(actor=admin, url=receiver.url)
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     assert dispatch_due(timeout=0.5) == [DeliveryStatus.PENDING]
@@ -221,29 +224,54 @@ def test_a_receiver_slower_than_the_timeout_is_a_failure(admin: User, receiver: 
 
 def test_an_unreachable_endpoint_is_a_failure_with_the_reason(admin: User) -> None:
     # Port 9 (discard) is closed on loopback in the test environment.
-    endpoint_create(actor=admin, url="http://127.0.0.1:9/hooks")
+    endpoint_create(actor=admin, url="http://127.0.0.1:9/hooks", is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     assert dispatch_due() == [DeliveryStatus.PENDING]
     assert Delivery.objects.get().last_error.startswith("Could not connect")
 
 
-def test_only_the_first_2_kb_of_a_response_is_kept(admin: User, receiver: Receiver) -> None:
-    receiver.script(Answer(status=500, body=b"x" * 100_000))
-    endpoint_create(actor=admin, url=receiver.url)
+def test_only_a_short_marked_excerpt_of_a_failing_answer_is_kept(
+    admin: User, receiver: Receiver
+) -> None:
+    receiver.script(Answer(status=500, body="é".encode() * 100_000))
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     enqueue_message()
     events_fan_out()
     dispatch_due()
     delivery = Delivery.objects.get()
-    assert len(delivery.last_response) == RESPONSE_EXCERPT_BYTES
-    assert len(DeliveryAttempt.objects.get().response_excerpt) == RESPONSE_EXCERPT_BYTES
+    assert delivery.last_response == "é" * RESPONSE_EXCERPT_CHARS + EXCERPT_CUT_MARK
+    assert DeliveryAttempt.objects.get().response_excerpt == delivery.last_response
+
+
+def test_a_short_failing_answer_is_kept_whole_and_unmarked(admin: User, receiver: Receiver) -> None:
+    receiver.script(Answer(status=500, body=b"x" * RESPONSE_EXCERPT_CHARS))
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
+    enqueue_message()
+    events_fan_out()
+    dispatch_due()
+    assert Delivery.objects.get().last_response == "x" * RESPONSE_EXCERPT_CHARS
+
+
+def test_nothing_of_a_successful_answer_is_kept(admin: User, receiver: Receiver) -> None:
+    receiver.script(Answer(status=200, body=b'{"secret": "what the URL serves"}'))
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
+    enqueue_message()
+    events_fan_out()
+    assert dispatch_due() == [DeliveryStatus.SUCCEEDED]
+    assert Delivery.objects.get().last_response == ""
+    assert DeliveryAttempt.objects.get().response_excerpt == ""
 
 
 def test_a_test_event_is_a_ping_whatever_the_endpoint_subscribes_to(
     admin: User, receiver: Receiver
 ) -> None:
     endpoint, secret = endpoint_create(
-        actor=admin, url=receiver.url, all_events=False, event_types=["message.failed"]
+        actor=admin,
+        url=receiver.url,
+        all_events=False,
+        event_types=["message.failed"],
+        is_internal_allowed=True,
     )
     endpoint_send_test(actor=admin, endpoint=endpoint)
     assert dispatch_due() == [DeliveryStatus.SUCCEEDED]
@@ -258,7 +286,7 @@ def test_a_test_event_is_a_ping_whatever_the_endpoint_subscribes_to(
 def test_after_a_rotation_both_secrets_sign_until_the_grace_ends(
     admin: User, receiver: Receiver
 ) -> None:
-    endpoint, old = endpoint_create(actor=admin, url=receiver.url)
+    endpoint, old = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     new = endpoint_secret_rotate(actor=admin, endpoint=endpoint)
     endpoint_send_test(actor=admin, endpoint=endpoint)
     dispatch_due()
@@ -275,7 +303,7 @@ def test_after_a_rotation_both_secrets_sign_until_the_grace_ends(
 def test_an_undecryptable_secret_fails_the_delivery_with_advice(
     admin: User, receiver: Receiver
 ) -> None:
-    endpoint, _ = endpoint_create(actor=admin, url=receiver.url)
+    endpoint, _ = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     with override_settings(SECRET_KEY="another-key-entirely-0123456789-abcdefghij"):
         Endpoint.objects.filter(pk=endpoint.pk).update(secret_encrypted=secret_encrypt("whsec_x"))
     endpoint_send_test(actor=admin, endpoint=endpoint)
@@ -289,7 +317,7 @@ def test_the_secret_is_never_in_the_database_logs_or_audit_in_plaintext(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     receiver.script(Answer(status=500))
-    endpoint, secret = endpoint_create(actor=admin, url=receiver.url)
+    endpoint, secret = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     rotated = endpoint_secret_rotate(actor=admin, endpoint=endpoint)
     enqueue_message()
     events_fan_out()
@@ -320,7 +348,7 @@ def test_the_documented_verification_accepts_postrooms_requests_only(
     admin: User, receiver: Receiver
 ) -> None:
     is_valid = documented_verifier()
-    endpoint, secret = endpoint_create(actor=admin, url=receiver.url)
+    endpoint, secret = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     endpoint_send_test(actor=admin, endpoint=endpoint)
     dispatch_due()
     [request] = receiver.requests

@@ -70,7 +70,7 @@ def status_of(delivery: Delivery) -> str:
 
 
 def test_a_queued_message_is_posted_within_moments(admin: User, receiver: Receiver) -> None:
-    _, secret = endpoint_create(actor=admin, url=receiver.url)
+    _, secret = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     with running_dispatcher():
         time.sleep(0.1)  # idle first: the enqueue's poke must wake it
         started = time.monotonic()
@@ -94,7 +94,7 @@ def test_a_failed_delivery_is_retried_when_due_and_resend_is_immediate(
     admin: User, receiver: Receiver
 ) -> None:
     receiver.script(Answer(status=500))
-    endpoint, _ = endpoint_create(actor=admin, url=receiver.url)
+    endpoint, _ = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     with running_dispatcher():
         endpoint_send_test(actor=admin, endpoint=endpoint)
         receiver.wait_for(1)
@@ -129,7 +129,7 @@ def test_posts_are_concurrent_but_bounded_per_endpoint(admin: User) -> None:
     receiver = Counting()
     receiver.start()
     try:
-        endpoint, _ = endpoint_create(actor=admin, url=receiver.url)
+        endpoint, _ = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
         for _ in range(12):
             endpoint_send_test(actor=admin, endpoint=endpoint)
         started = time.monotonic()
@@ -145,7 +145,7 @@ def test_posts_are_concurrent_but_bounded_per_endpoint(admin: User) -> None:
 def test_a_message_sent_by_the_real_worker_is_reported_queued_then_sent(
     admin: User, receiver: Receiver
 ) -> None:
-    _, secret = endpoint_create(actor=admin, url=receiver.url)
+    _, secret = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     script = SmtpdScript(recipient_replies={"gone@example.net": "550 5.1.1 No such user"})
     with ScriptedSmtpServer(script) as server, running_dispatcher():
         company_smtp_at(server.port)
@@ -168,7 +168,7 @@ def test_a_message_sent_by_the_real_worker_is_reported_queued_then_sent(
 
 
 def test_two_dispatchers_post_each_event_once(admin: User, receiver: Receiver) -> None:
-    endpoint_create(actor=admin, url=receiver.url)
+    endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
     with running_dispatcher(), running_dispatcher():
         messages = [enqueue_message(f"r{index}@example.net") for index in range(20)]
         receiver.wait_for(20)
@@ -184,7 +184,7 @@ def test_two_dispatchers_post_each_event_once(admin: User, receiver: Receiver) -
 
 def test_postroom_webhooks_command_delivers_and_stops_on_sigterm(admin: User) -> None:
     with running_receiver() as receiver:
-        endpoint, secret = endpoint_create(actor=admin, url=receiver.url)
+        endpoint, secret = endpoint_create(actor=admin, url=receiver.url, is_internal_allowed=True)
         endpoint_send_test(actor=admin, endpoint=endpoint)
         process = subprocess.Popen(
             [sys.executable, "-m", "postroom", "webhooks"],

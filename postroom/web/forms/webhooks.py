@@ -9,6 +9,7 @@ from django import forms
 from postroom.core.errors import PostroomError
 from postroom.outbox.models import EventKind
 from postroom.webhooks import services
+from postroom.webhooks.targets import ALLOW_INTERNAL_LABEL
 
 
 class EndpointForm(forms.Form):
@@ -20,6 +21,15 @@ class EndpointForm(forms.Form):
         ),
         help_text="Where Postroom posts the events, such as "
         "https://erp.example.com/hooks/postroom. Use https:// outside your own network.",
+    )
+    is_internal_allowed = forms.BooleanField(
+        label=ALLOW_INTERNAL_LABEL,
+        required=False,
+        help_text="Only for a receiver on your own network, such as http://10.0.0.5/hooks. "
+        "Without it, Postroom refuses a URL whose host is or resolves to a loopback, private "
+        "or other non-public address, so that a webhook cannot reach services that are not "
+        "meant to be reached from outside. Link-local addresses (169.254.x.x, where cloud "
+        "metadata services answer) stay refused.",
     )
     description = forms.CharField(
         label="Description",

@@ -41,6 +41,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
                 description=data["description"],
                 all_events=data["all_events"],
                 event_types=data["event_types"],
+                is_internal_allowed=data["is_internal_allowed"],
             )
         except PostroomError as error:
             add_service_error(form, error)
@@ -77,6 +78,7 @@ def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "all_events": endpoint.all_events,
         "event_types": endpoint.event_types,
         "is_active": endpoint.is_active,
+        "is_internal_allowed": endpoint.is_internal_allowed,
     }
     form = EndpointEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -90,6 +92,7 @@ def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 all_events=data["all_events"],
                 event_types=data["event_types"],
                 is_active=data["is_active"],
+                is_internal_allowed=data["is_internal_allowed"],
             )
         except PostroomError as error:
             add_service_error(form, error)
