@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from postroom.core import env, limits
+from postroom.core import data_dir, env, limits
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION = env.is_production()
@@ -19,6 +19,8 @@ if PRODUCTION:
     env.require_for_production(["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"])
 
 DATA_DIR = Path(env.env_str("DATA_DIR") or BASE_DIR / "var").resolve()
+# Password hashes, contacts and mail: umask 077 from here on, and an open directory closed.
+data_dir.data_dir_make_private(DATA_DIR)
 SECRET_KEY = env.master_secret(DATA_DIR, may_create=not PRODUCTION)
 SECRET_KEY_FALLBACKS = env.env_list("SECRET_KEY_FALLBACKS", [])
 DEBUG = env.env_bool("DEBUG", False)

@@ -12,3 +12,9 @@ from postroom.settings import *  # noqa: E402, F403
 
 # Password hashing at production cost takes seconds per user on a small machine.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Postroom's settings set umask 077 (postroom.core.data_dir). The test process also writes
+# files for daemons it starts under other users (the Postfix relay's configuration and SASL
+# files), so it goes back to the usual 022; tests/core starts real Postroom processes to
+# check the modes of what they create.
+os.umask(0o022)

@@ -87,7 +87,7 @@ def master_secret(data_dir: Path, *, may_create: bool) -> str:
         return key_file.read_text().strip()
     if not may_create:
         raise ImproperlyConfigured(f"No secret key: set {PREFIX}SECRET_KEY or restore {key_file}.")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     # O_EXCL so two processes starting at once cannot each write a different key.
     try:

@@ -47,6 +47,15 @@ def postroom_shell(env: dict[str, str], code: str) -> str:
     return result.stdout
 
 
+def postroom_command(
+    env: dict[str, str], *args: str, umask: int = -1
+) -> subprocess.CompletedProcess[str]:
+    """Run `postroom ARGS` to the end; `umask` as the shell that starts it has it (-1: ours)."""
+    return subprocess.run(
+        [*POSTROOM, *args], env=env, capture_output=True, text=True, timeout=120, umask=umask
+    )
+
+
 def read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 60) -> str:
     """Read the process's output until `pattern` shows; fail with what it printed if not."""
     assert process.stdout is not None
@@ -63,14 +72,20 @@ def read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 60
 
 
 @contextmanager
-def postroom_running(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
-    """`postroom run` until the block ends, then Ctrl+C (and a kill if that does not stop it)."""
+def postroom_running(
+    env: dict[str, str], *args: str, umask: int = -1
+) -> Iterator[subprocess.Popen[str]]:
+    """`postroom run` until the block ends, then Ctrl+C (and a kill if that does not stop it).
+
+    `umask` is the one of the shell that starts it; -1 keeps this process's.
+    """
     process = subprocess.Popen(
         [*POSTROOM, "run", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        umask=umask,
     )
     try:
         yield process
