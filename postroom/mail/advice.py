@@ -14,6 +14,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from postroom.mail.check_report import server_text_excerpt
 from postroom.mail.config import IMPLICIT_TLS_PORT
 from postroom.mail.tls import CertificateInfo
 
@@ -112,9 +113,9 @@ def enhanced_status(message: str) -> str | None:
 
 
 def reply_text(code: int, message: str) -> str:
-    """One line for a transcript: multi-line replies joined with " / "."""
+    """One line for a transcript: multi-line replies joined with " / ", cut to an excerpt."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return f"{code} {' / '.join(lines)}".strip()
+    return f"{code} {server_text_excerpt(' / '.join(lines))}".strip()
 
 
 # --- Before SMTP: name, TCP, TLS -------------------------------------------------------------
@@ -176,7 +177,8 @@ def is_plain_text_tls_error(error: BaseException) -> bool:
 
 def diagnose_tls_on_plain_port(*, port: int, plain_greeting: str | None) -> Diagnosis:
     """Implicit TLS was tried on a port that speaks plain SMTP (e.g. 587): WRONG_VERSION_NUMBER."""
-    heard = f' It answered in plain text: "{plain_greeting}".' if plain_greeting else ""
+    said = server_text_excerpt(plain_greeting or "")
+    heard = f' It answered in plain text: "{said}".' if said else ""
     return Diagnosis(
         "tls_on_plain_port",
         f"Port {port} does not speak TLS from the first byte (the TLS handshake failed with "

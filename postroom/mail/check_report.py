@@ -21,6 +21,26 @@ TLS_POLICY_LABELS = {
 # Shorter secrets could match ordinary words of a transcript by chance; no server echoes one.
 _MIN_REDACTED_SECRET = 4
 _HIDDEN = "••••••"
+# What a server says is shown up to this many characters. A mail server's reply, even a
+# provider's multi-line explanation, makes its point well within it; the check connects to
+# any host and port typed in, and a service that is not a mail server may send pages of its
+# own text, which Check connection must not copy out whole.
+SERVER_TEXT_SHOWN = 200
+
+
+def server_text_excerpt(text: str) -> str:
+    """Server-provided `text` as a report shows it: its start, marked when cut, printable.
+
+    Control characters become "�": an ESC sequence in a banner would otherwise drive the
+    terminal `postroom doctor` prints to.
+    """
+    printable = "".join(char if char.isprintable() else "\ufffd" for char in text)
+    if len(printable) <= SERVER_TEXT_SHOWN:
+        return printable
+    hidden = len(printable) - SERVER_TEXT_SHOWN
+    return (
+        f"{printable[:SERVER_TEXT_SHOWN]} […{hidden:,} more characters from the server not shown]"
+    )
 
 
 class StepStatus(enum.StrEnum):

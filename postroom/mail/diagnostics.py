@@ -35,7 +35,7 @@ from aiosmtplib import (
 
 from postroom.mail import advice
 from postroom.mail.advice import Diagnosis, reply_text
-from postroom.mail.check_report import CheckReport, CheckStep, StepStatus
+from postroom.mail.check_report import CheckReport, CheckStep, StepStatus, server_text_excerpt
 from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy
 from postroom.mail.testmail import build_test_message, message_bytes, queue_id_from_reply
 from postroom.mail.tls import (
@@ -261,6 +261,10 @@ class _ConnectionCheck:
             greeting = await self.client.connect()
         except SMTPConnectError as error:
             raise await self._open_failed(error, started) from None
+        except SMTPResponseException as error:
+            # A first line that is no SMTP reply (an SSH or database banner): aiosmtplib
+            # raises it unwrapped when handed our socket.
+            raise self.fail("greeting", self.refused("GREETING", error), started=started) from None
         if is_implicit:
             # One call did the handshake and read the greeting: the time goes to the handshake.
             self._tls_established("tls", started)
@@ -390,7 +394,8 @@ class _ConnectionCheck:
     def _capabilities(self, response: SMTPResponse) -> tuple[str, list[str]]:
         assert self.client is not None
         extensions = self.client.esmtp_extensions
-        server_name = response.message.split()[0] if response.message.split() else "The server"
+        words = response.message.split()
+        server_name = server_text_excerpt(words[0]) if words else "The server"
         size = extensions.get("size", "")
         offered = []
         if "size" in extensions:
