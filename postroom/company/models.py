@@ -47,6 +47,11 @@ class Company(models.Model):
     smtp_login = models.CharField("SMTP Authentication Login", max_length=254, blank=True)
     smtp_password_encrypted = models.TextField(blank=True, editable=False)
     smtp_secure_required = models.BooleanField("SMTP Secure Connection Required", default=True)
+    # Off: the SMTP password is only ever sent over TLS, whatever Y/N and the TLS mode say;
+    # a relay on a trusted network that logs in over plain text needs this ticked.
+    smtp_allow_plaintext_auth = models.BooleanField(
+        "allow the password over an unencrypted connection", default=False
+    )
     epod_username = models.CharField("ePOD API Username", max_length=254, blank=True)
     epod_password_encrypted = models.TextField(blank=True, editable=False)
 

@@ -33,6 +33,7 @@ _PLAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("smtp_port", "SMTP Communication Port"),
     ("smtp_login", "SMTP Authentication Login"),
     ("smtp_secure_required", "SMTP Secure Connection Required"),
+    ("smtp_allow_plaintext_auth", "Allow the password over an unencrypted connection"),
     ("epod_username", "ePOD API Username"),
     ("sender_email", "Company email address"),
     ("sender_name", "Company sender name"),
@@ -61,6 +62,8 @@ SECRET_FIELDS: tuple[tuple[str, str], ...] = (
 def _audit_value(field: str, value: Any) -> Any:
     if field == "smtp_secure_required":
         return "Y" if value else "N"
+    if field == "smtp_allow_plaintext_auth":
+        return "allowed" if value else "never"
     if field == "sandbox_mode":
         return "on" if value else "off"
     if field == "send_as_policy" and value in SendAsPolicy.values:
@@ -103,6 +106,7 @@ def company_smtp_update(
     smtp_password: str = "",
     smtp_password_clear: bool = False,
     smtp_secure_required: bool = True,
+    smtp_allow_plaintext_auth: bool = False,
     epod_username: str = "",
     epod_password: str = "",
     epod_password_clear: bool = False,
@@ -137,6 +141,7 @@ def company_smtp_update(
         "smtp_port": validation.smtp_port_clean(smtp_port),
         "smtp_login": validation.login_clean(smtp_login, field="smtp_login"),
         "smtp_secure_required": smtp_secure_required,
+        "smtp_allow_plaintext_auth": smtp_allow_plaintext_auth,
         "epod_username": validation.login_clean(epod_username, field="epod_username"),
         "sender_email": validation.sender_email_clean(sender_email),
         "sender_name": validation.sender_name_clean(sender_name),

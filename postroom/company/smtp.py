@@ -40,6 +40,7 @@ def company_smtp_config(company: Company) -> SmtpServerConfig:
         auth_method=company.smtp_auth_method,
         ca_pem=company.smtp_ca_certificate,
         helo_name=company.smtp_helo_name,
+        allow_plaintext_auth=company.smtp_allow_plaintext_auth,
         timeouts=Timeouts(
             connect=company.smtp_timeout_connect,
             command=company.smtp_timeout_command,

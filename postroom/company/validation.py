@@ -20,6 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from postroom.company.models import AuthMethod, TlsMode
 from postroom.core.errors import ValidationError
+from postroom.mail.advice import ALLOW_PLAINTEXT_AUTH
 from postroom.mail.config import IMPLICIT_TLS_PORT, TlsPolicy, resolve_tls_policy
 
 # RFC 1035 §2.3.4: a label is at most 63 octets, a name at most 255 octets on the wire,
@@ -361,6 +362,33 @@ def auth_method_check(value: str) -> None:
         )
 
 
+def _plain_text_warning(
+    policy: TlsPolicy, *, has_password: bool, allow_plaintext_auth: bool
+) -> str:
+    """What travels unencrypted under TLS mode None, or under N without STARTTLS."""
+    if policy is TlsPolicy.NONE:
+        when = "TLS mode is None: mail travels unencrypted over the network"
+        fix = "Choose TLS mode Automatic unless the server is on a trusted network."
+    else:
+        when = (
+            "Secure Connection Required is N: when the server does not offer STARTTLS, mail "
+            "travels unencrypted"
+        )
+        fix = "Set it to Y unless the server is on a trusted network."
+    if not has_password:
+        return f"{when}. {fix}"
+    if allow_plaintext_auth:
+        return (
+            f"{when}, and so does the SMTP password (“{ALLOW_PLAINTEXT_AUTH}” is ticked). "
+            "Keep this only for a relay on a trusted network."
+        )
+    return (
+        f"{when}. The SMTP password is never sent that way: without encryption Postroom "
+        f"does not log in, and mail waits. Tick “{ALLOW_PLAINTEXT_AUTH}” only if the relay "
+        "is on a trusted network."
+    )
+
+
 def smtp_settings_warnings(
     *,
     port: int | None,
@@ -368,23 +396,18 @@ def smtp_settings_warnings(
     tls_mode: str,
     has_password: bool,
     sender_email: str,
+    allow_plaintext_auth: bool = False,
 ) -> list[str]:
     """Settings that are allowed but probably not what the administrator wants."""
     warnings: list[str] = []
     if port is None:
         return warnings
     policy = resolve_tls_policy(port=port, secure_required=secure_required, tls_mode=tls_mode)
-    if policy is TlsPolicy.NONE:
+    if policy in (TlsPolicy.NONE, TlsPolicy.STARTTLS_OPPORTUNISTIC):
         warnings.append(
-            "TLS mode is None: mail"
-            + (" and the SMTP password travel" if has_password else " travels")
-            + " unencrypted over the network."
-        )
-    elif policy is TlsPolicy.STARTTLS_OPPORTUNISTIC:
-        warnings.append(
-            "Secure Connection Required is N: when the server does not offer STARTTLS, mail "
-            "and the SMTP password may travel unencrypted. Set it to Y unless the server is "
-            "on a trusted network."
+            _plain_text_warning(
+                policy, has_password=has_password, allow_plaintext_auth=allow_plaintext_auth
+            )
         )
     if policy is TlsPolicy.STARTTLS_REQUIRED and port == IMPLICIT_TLS_PORT:
         warnings.append(

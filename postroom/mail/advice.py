@@ -83,6 +83,8 @@ _ENCRYPT_ADVICE = (
     "Set SMTP Secure Connection Required to Y (or, under Advanced, TLS mode to STARTTLS or "
     "Automatic) so Postroom encrypts the connection before logging in or sending."
 )
+# The Company page's name for SmtpServerConfig.allow_plaintext_auth.
+ALLOW_PLAINTEXT_AUTH = "Allow my password over an unencrypted connection"
 _TLS_PORTS_ADVICE = (
     f"Port {IMPLICIT_TLS_PORT} expects TLS from the first byte (implicit TLS); port "
     f"{SUBMISSION_PORT} starts in plain text and upgrades with STARTTLS."
@@ -663,7 +665,8 @@ def diagnose_no_esmtp(*, code: int, message: str) -> Diagnosis:
 
 
 def diagnose_tls_off(*, has_login: bool, offers_starttls: bool) -> Diagnosis:
-    secret = " and the password" if has_login else ""
+    """TLS mode None; `has_login` when a password would go out with the mail."""
+    what = "mail and the password travel" if has_login else "mail travels"
     hint = (
         " The server offers STARTTLS: under Advanced set TLS mode to Automatic."
         if offers_starttls
@@ -671,8 +674,33 @@ def diagnose_tls_off(*, has_login: bool, offers_starttls: bool) -> Diagnosis:
     )
     return Diagnosis(
         "tls_off",
-        f"TLS is turned off: mail{secret} travel unencrypted.",
+        f"TLS is turned off: {what} unencrypted.",
         "Use TLS unless this relay is on your own network." + hint,
+    )
+
+
+def diagnose_password_in_clear(*, port: int, is_tls_off: bool, offers_starttls: bool) -> Diagnosis:
+    """A login is set and the connection is not encrypted: the password was kept back."""
+    why = (
+        "TLS is turned off (Advanced → TLS mode None)"
+        if is_tls_off
+        else f"The server offers no encryption on port {port}"
+    )
+    if offers_starttls:
+        fix = (
+            "The server offers STARTTLS: set SMTP Secure Connection Required to Y, and under "
+            "Advanced TLS mode to Automatic."
+        )
+    else:
+        fix = (
+            "Turn on SMTP Secure Connection Required (Y) with a port that encrypts: "
+            f"{SUBMISSION_PORT} with STARTTLS or {IMPLICIT_TLS_PORT} with implicit TLS."
+        )
+    return Diagnosis(
+        "password_in_clear",
+        f"{why}: your password would travel in clear, readable by anyone on the network "
+        "path, so Postroom did not send it.",
+        f"{fix} Only if the relay is on a trusted network, tick “{ALLOW_PLAINTEXT_AUTH}” instead.",
     )
 
 

@@ -60,7 +60,18 @@ class SmtpServerConfig:
     ca_pem: str = ""  # extra trusted CA (an internal relay); empty = the system store
     helo_name: str = ""  # empty = the local host name
     timeouts: Timeouts = Timeouts()
+    # The administrator ticked "Allow the password over an unencrypted connection".
+    allow_plaintext_auth: bool = False
 
     @property
     def has_auth(self) -> bool:
         return bool(self.login)
+
+    def may_send_password(self, *, is_encrypted: bool) -> bool:
+        """Whether AUTH may go over this connection: the one rule of delivery and the check.
+
+        Secure Connection Required = N and TLS mode None still send mail in plain text to
+        relays that need no login; a password crosses the network unencrypted only when the
+        administrator said so, since anyone on the path could read and reuse it.
+        """
+        return is_encrypted or self.allow_plaintext_auth

@@ -24,6 +24,7 @@ from aiosmtplib.esmtp import parse_esmtp_extensions
 from aiosmtplib.typing import SMTPStatus
 
 from postroom.core.errors import PostroomError
+from postroom.mail.advice import diagnose_password_in_clear
 from postroom.mail.classify import (
     PAUSE_SERVER,
     PERMANENT,
@@ -297,6 +298,10 @@ class SmtpConnection:
             wanted = method or "PLAIN or LOGIN"
             why = f"the server offers AUTH {' '.join(sorted(offered)) or '(nothing)'}, not {wanted}"
             raise SmtpSessionError(Stage.AUTH, PAUSE_SERVER, Reply.missing(why))
+        if not config.may_send_password(is_encrypted=self.is_tls):
+            # Like a missing STARTTLS when encryption is required: a setting to fix, the same
+            # for every message, so the server pauses with the reason shown on the Outbox.
+            raise SmtpSessionError(Stage.AUTH, PAUSE_SERVER, Reply.missing(self._in_clear()))
         # The password only ever travels inside these commands: never in a text or a log.
         if method == "PLAIN":
             credentials = auth_plain_encode(config.login, config.password)
@@ -310,6 +315,14 @@ class SmtpConnection:
                 reply = await self._command(Stage.AUTH, password + b"\r\n")
         if reply.code != SMTPStatus.auth_successful:
             raise SmtpSessionError(Stage.AUTH, self._verdict(Stage.AUTH, reply), reply)
+
+    def _in_clear(self) -> str:
+        diagnosis = diagnose_password_in_clear(
+            port=self.config.port,
+            is_tls_off=self.config.tls is TlsPolicy.NONE,
+            offers_starttls="starttls" in self.extensions,
+        )
+        return f"{diagnosis.summary} {diagnosis.advice}"
 
     # Talking ----------------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ records each step — name resolution, TCP, TLS, greeting, EHLO, STARTTLS, certi
 MAIL FROM for every sender — with what the server said and, when a step fails, what to change
 (postroom.mail.advice). A failed step stops the steps that depend on it: when TLS is required,
 nothing after a failed or missing STARTTLS is sent, so neither the password nor an address
-crosses the network in plain text. The password never appears in a step.
+crosses the network in plain text; without TLS, the password is sent only when the
+administrator allowed it (`SmtpServerConfig.may_send_password`, as for delivery). The
+password never appears in a step.
 """
 
 from __future__ import annotations
@@ -175,6 +177,11 @@ class _ConnectionCheck:
     def is_encrypted(self) -> bool:
         client = self.client
         return bool(client and client.is_connected and client.get_transport_info("sslcontext"))
+
+    @property
+    def sends_password_in_clear(self) -> bool:
+        """A login is set and may go out unencrypted: what the plain-text warnings say."""
+        return self.config.has_auth and self.config.may_send_password(is_encrypted=False)
 
     # -- before SMTP: settings, name, TCP ----------------------------------------------------
 
@@ -430,7 +437,7 @@ class _ConnectionCheck:
         if config.tls is TlsPolicy.NONE:
             if config.has_auth or self.offered_starttls:
                 tls_off = advice.diagnose_tls_off(
-                    has_login=config.has_auth, offers_starttls=self.offered_starttls
+                    has_login=self.sends_password_in_clear, offers_starttls=self.offered_starttls
                 )
                 self.add("starttls", StepStatus.WARN, diagnosis=tls_off)
             else:
@@ -439,7 +446,7 @@ class _ConnectionCheck:
         is_required = config.tls is TlsPolicy.STARTTLS_REQUIRED
         if not self.offered_starttls:
             missing = advice.diagnose_starttls_not_offered(
-                port=config.port, is_required=is_required, has_login=config.has_auth
+                port=config.port, is_required=is_required, has_login=self.sends_password_in_clear
             )
             if is_required:
                 raise self.fail("starttls", missing)
@@ -487,6 +494,13 @@ class _ConnectionCheck:
         mechanism = next((m for m in choices if m in offered), None)
         if mechanism is None:
             raise self.fail("auth", advice.diagnose_auth_mechanism(wanted=wanted, offered=offered))
+        if not config.may_send_password(is_encrypted=self.is_encrypted):
+            in_clear = advice.diagnose_password_in_clear(
+                port=config.port,
+                is_tls_off=config.tls is TlsPolicy.NONE,
+                offers_starttls=self.offered_starttls,
+            )
+            raise self.fail("auth", in_clear)
         log_in = {
             "PLAIN": client.auth_plain,
             "LOGIN": client.auth_login,

@@ -219,9 +219,25 @@ def test_secure_y_on_587_gives_no_warning() -> None:
     assert _warnings() == []
 
 
-def test_secure_n_warns_that_the_password_may_travel_unencrypted() -> None:
+def test_secure_n_warns_that_mail_may_travel_unencrypted_but_the_password_never() -> None:
     (warning,) = _warnings(secure_required=False)
-    assert "password may travel unencrypted" in warning
+    assert "mail travels unencrypted" in warning
+    assert "The SMTP password is never sent that way" in warning
+    assert "Allow my password over an unencrypted connection" in warning
+
+
+def test_secure_n_with_the_password_allowed_in_clear_says_it_travels_too() -> None:
+    (warning,) = _warnings(secure_required=False, allow_plaintext_auth=True)
+    assert "and so does the SMTP password" in warning
+
+
+def test_tls_mode_none_without_a_password_only_warns_about_the_mail() -> None:
+    (warning,) = _warnings(secure_required=False, tls_mode="none", has_password=False)
+    assert warning == (
+        "TLS mode is None: mail travels unencrypted over the network. Choose TLS mode "
+        "Automatic unless the server is on a trusted network."
+    )
+
 
 
 def test_starttls_on_port_465_is_flagged() -> None:

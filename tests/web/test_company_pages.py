@@ -390,12 +390,13 @@ def test_n_warns_on_the_view_and_the_edit_page(admin_web: Client) -> None:
     save(admin_web, smtp_secure_required="N", smtp_password=SMTP_PASSWORD)
     view = page(admin_web, VIEW_URL)
     assert "<dd>N</dd>" in view
-    assert "the SMTP password may travel unencrypted" in view
+    assert "mail travels unencrypted" in view
+    assert "The SMTP password is never sent that way" in view
     assert "STARTTLS when the server offers it" in view
     edit = page(admin_web, EDIT_URL)
     warning = re.search(r'<div class="msg msg-warning" id="secure-warning"[^>]*>', edit)
     assert warning is not None and "hidden" not in warning.group()
-    assert "mail and the SMTP password travel unencrypted" in edit
+    assert "mail travels unencrypted. The SMTP password never does" in edit
 
 
 def test_y_shows_no_password_warning(admin_web: Client) -> None:

@@ -17,6 +17,7 @@ from postroom.company import validation
 from postroom.company.models import AuthMethod, Company, SendAsPolicy, TlsMode
 from postroom.company.presets import preset_get
 from postroom.core.errors import ValidationError
+from postroom.mail.advice import ALLOW_PLAINTEXT_AUTH
 
 KEEP_HELP = "Leave blank to keep the current password."
 SECURE_CHOICES = [
@@ -121,6 +122,14 @@ class CompanySmtpForm(forms.Form):
     )
     smtp_password = _password_field("SMTP Authentication Password")
     smtp_password_clear = forms.BooleanField(label="Clear the stored password", required=False)
+    smtp_allow_plaintext_auth = forms.BooleanField(
+        label=ALLOW_PLAINTEXT_AUTH,
+        required=False,
+        help_text="Leave this off: Postroom then logs in only over an encrypted connection, "
+        "because anyone on the network between here and the server can read a password "
+        "sent in plain text, and use it. Tick it only for a relay on a trusted network that "
+        "offers no TLS. Mail without a login is not affected.",
+    )
 
     epod_username = forms.CharField(
         label="ePOD API Username",
@@ -311,6 +320,7 @@ def company_smtp_initial(company: Company) -> dict[str, Any]:
         "smtp_host": company.smtp_host,
         "smtp_port": company.smtp_port,
         "smtp_secure_required": "Y" if company.smtp_secure_required else "N",
+        "smtp_allow_plaintext_auth": company.smtp_allow_plaintext_auth,
         "smtp_login": company.smtp_login,
         "epod_username": company.epod_username,
         "sender_email": company.sender_email,

@@ -88,6 +88,7 @@ def company_smtp(request: HttpRequest) -> HttpResponse:
                 tls_mode=company.smtp_tls_mode,
                 has_password=company.has_smtp_password,
                 sender_email=company.sender_email,
+                allow_plaintext_auth=company.smtp_allow_plaintext_auth,
             ),
         },
     )
