@@ -28,7 +28,7 @@ from postroom.contacts import fields
 from postroom.contacts import selectors as contact_selectors
 from postroom.contacts import services as contact_services
 from postroom.contacts.models import Contact
-from postroom.mail.addresses import reject_control_characters
+from postroom.mail.header_text import reject_control_characters
 
 router = Router(tags=["Contacts"])
 CURSOR_KIND = "c1"

@@ -45,7 +45,8 @@ from postroom.contacts.compose import (
 )
 from postroom.contacts.email_templates import email_template_get_by_ref
 from postroom.core.errors import ValidationError
-from postroom.mail.addresses import Address, parse_address, reject_control_characters
+from postroom.mail.addresses import Address, parse_address
+from postroom.mail.header_text import check_header_phrase, reject_control_characters
 from postroom.mail.message import Attachment, OutgoingEmail
 from postroom.mail.templating import merge_root_check, template_compile
 from postroom.outbox.models import Lane, Message, Recipient, Source
@@ -269,7 +270,7 @@ def _addresses(values: list[RecipientIn], *, kind: str, field: str) -> list[Addr
         label = f"Recipient {index} ({kind})"
         if isinstance(value, AddressIn):
             parsed = parse_address(value.email, label=label, field=field)
-            reject_control_characters(value.name, label=label, what="the name", field=field)
+            check_header_phrase(value.name, label=label, what="the name", field=field)
             addresses.append(Address(" ".join(value.name.split()), parsed.addr_spec))
         else:
             addresses.append(parse_address(value, label=label, field=field))

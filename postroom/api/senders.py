@@ -13,7 +13,8 @@ from postroom.accounts.api_keys import COMPANY, api_key_check_sender
 from postroom.accounts.models import ApiKey, User
 from postroom.company.selectors import company_get
 from postroom.core.errors import ConfigurationError, ValidationError
-from postroom.mail.addresses import Address, parse_address, reject_control_characters
+from postroom.mail.addresses import Address, parse_address
+from postroom.mail.header_text import reject_control_characters
 
 
 class UnknownUserError(ValidationError):

@@ -31,7 +31,8 @@ from postroom.company.selectors import company_get
 from postroom.contacts.fields import contact_email_key
 from postroom.contacts.models import Contact, EmailTemplate
 from postroom.core.errors import ValidationError
-from postroom.mail.addresses import Address, parse_address, reject_control_characters
+from postroom.mail.addresses import Address, parse_address
+from postroom.mail.header_text import check_header_text
 from postroom.mail.html import html_document, html_is_blank, html_sanitize, html_to_text
 from postroom.mail.message import Attachment, OutgoingEmail, build_message, new_message_id
 from postroom.mail.templating import CompiledTemplate, template_compile
@@ -192,7 +193,7 @@ def body_render(
     """
     rendered = compiled.render(context, max_chars=settings.POSTROOM_MAX_MESSAGE_BYTES)
     subject = rendered.subject.strip()
-    reject_control_characters(subject, label="Subject", what="the subject", field=subject_field)
+    check_header_text(subject, label="Subject", what="the subject", field=subject_field)
     html = (
         html_sanitize(rendered.html) if rendered.html and not html_is_blank(rendered.html) else ""
     )
@@ -284,7 +285,7 @@ def compose_prepare(
     _check_attachment_copies(attachments, len(to_list))
     if not subject.strip():
         raise ValidationError("Write a subject.", field="subject")
-    reject_control_characters(subject, label="Subject", what="the subject", field="subject")
+    check_header_text(subject, label="Subject", what="the subject", field="subject")
     if not text.strip() and not html and not attachments:
         raise ValidationError("Write a message, or attach a file.", field="body")
     compiled = template_compile(

@@ -19,7 +19,7 @@ from postroom.company.audit import audit_record
 from postroom.contacts.compose import MERGE_FIELDS
 from postroom.contacts.models import EmailTemplate
 from postroom.core.errors import NotFoundError, PermissionDeniedError, ValidationError
-from postroom.mail.addresses import reject_control_characters
+from postroom.mail.header_text import check_header_text, reject_control_characters
 from postroom.mail.html import html_is_blank, html_sanitize
 from postroom.mail.templating import TemplateError, template_compile
 
@@ -100,7 +100,7 @@ def email_template_clean(*, subject: str, text: str, html: str) -> tuple[str, st
     """The parts as they are saved: checked as templates, the HTML sanitized. A rich-text
     body replaces the plain one (its text part is generated when sending)."""
     subject = subject.strip()
-    reject_control_characters(subject, label="Subject", what="the subject", field="subject")
+    check_header_text(subject, label="Subject", what="the subject", field="subject")
     if len(subject) > SUBJECT_MAX_LENGTH:
         raise ValidationError(
             f"The subject is {len(subject)} characters long; keep it under "

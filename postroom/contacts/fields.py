@@ -15,6 +15,7 @@ from django.core.validators import URLValidator
 
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import normalize_address
+from postroom.mail.header_text import check_header_phrase
 
 # The model fields' lengths (postroom.contacts.models).
 NAME_MAX_LENGTH = 150
@@ -57,7 +58,11 @@ def _one_line(value: str, *, label: str, field: str, max_length: int) -> str:
 
 def contact_name_clean(value: str, *, field: str = "first_name") -> str:
     label = "The last name" if field == "last_name" else "The first name"
-    return _one_line(value, label=label, field=field, max_length=NAME_MAX_LENGTH)
+    name = _one_line(value, label=label, field=field, max_length=NAME_MAX_LENGTH)
+    # The name goes into the To line of every email to the contact.
+    what = label.removeprefix("The ").capitalize()
+    check_header_phrase(name, label=what, what=label.lower(), field=field)
+    return name
 
 
 def contact_email_clean(value: str, *, field: str = "email") -> tuple[str, str]:

@@ -32,6 +32,14 @@ class PermissionDeniedError(PostroomError, PermissionError):
     http_status = 403
 
 
+class UnsafeMessageError(PostroomError):
+    """A built message does not read back as built (postroom.mail.structure): a bug, not bad
+    input. It is refused with this error, never sent, rather than answered with a crash."""
+
+    code = "unsafe_message"
+    http_status = 422
+
+
 class ConfigurationError(PostroomError):
     code = "configuration"
     http_status = 409

@@ -10,8 +10,9 @@ Every address that reaches a header or an SMTP envelope passes through here:
 * a UTF-8 local part (RFC 6531) is allowed but flagged `needs_smtputf8`: only a server that
   offers SMTPUTF8 can carry it, so the transport fails such a recipient permanently, with a
   clear error, when the server does not;
-* CR, LF, NUL and every other control character are refused in names and addresses, so no
-  header or SMTP command can be split (header injection / SMTP smuggling).
+* CR, LF, NUL and every other control character are refused in names and addresses, also
+  inside RFC 2047 encoded words (postroom.mail.header_text), so no header or SMTP command can
+  be split (header injection / SMTP smuggling).
 """
 
 from __future__ import annotations
@@ -27,38 +28,11 @@ from functools import cached_property, lru_cache
 import email_validator
 
 from postroom.core.errors import ValidationError
+from postroom.mail.header_text import check_header_phrase, reject_control_characters
 
-# C0 and C1 controls except TAB, DEL, the Unicode line/paragraph separators that
-# str.splitlines() (and so the email package) treats as line breaks, and lone surrogates
-# (they cannot be encoded). One pattern: this runs on every merged subject of a campaign.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # An addr-spec as email-validator returns it: no quotes, blanks, brackets or commas, one "@".
 # Checked on every Address so a hand-built one cannot break the header syntax either.
 _ADDR_SPEC = re.compile(r'[^\s<>()\[\]\\,;:"@]+@[^\s<>()\[\]\\,;:"@]+')
-
-
-def _control_problem(value: str) -> str | None:
-    match = _CONTROL.search(value)
-    if match is None:
-        return None
-    char = match.group()
-    if "\ud800" <= char <= "\udfff":
-        return "contains an invalid character (a lone surrogate); it cannot be encoded"
-    if char in "\r\n\u2028\u2029":
-        return "contains a line break; header injection is not allowed"
-    if char == "\x00":
-        return "contains a NUL character; header injection is not allowed"
-    return f"contains the control character U+{ord(char):04X}; remove it"
-
-
-def reject_control_characters(value: str, *, label: str, what: str, field: str) -> None:
-    """Raise ValidationError when `value` holds a line break, NUL or other control character.
-
-    `label` names the place ("Recipient 2 (To)", "Subject"), `what` the thing ("the address").
-    """
-    problem = _control_problem(value)
-    if problem is not None:
-        raise ValidationError(f"{label}: {what} {problem}.", field=field)
 
 
 @dataclass(frozen=True)
@@ -89,12 +63,8 @@ class Address:
     addr_spec: str
 
     def __post_init__(self) -> None:
-        reject_control_characters(
-            self.display_name, label="Address", what="the name", field="address"
-        )
-        reject_control_characters(
-            self.addr_spec, label="Address", what="the address", field="address"
-        )
+        check_header_phrase(self.display_name, label="Address", what="the name", field="address")
+        _check_addr_spec_text(self.addr_spec, label="Address", field="address")
         if _ADDR_SPEC.fullmatch(self.addr_spec) is None:
             raise ValidationError(
                 f"Address: {self.addr_spec!r} is not an email address like name@example.com.",
@@ -109,6 +79,19 @@ class Address:
 
     def __str__(self) -> str:
         return self.formatted
+
+
+def _check_addr_spec_text(addr: str, *, label: str, field: str) -> None:
+    reject_control_characters(addr, label=label, what="the address", field=field)
+    if "=?" in addr:
+        # RFC 5321 allows "=" and "?" in a local part, but the email package decodes an encoded
+        # word it finds there (get_dot_atom) and writes the result into the header: the To line
+        # would differ from the envelope, or be split by a decoded CR LF.
+        raise ValidationError(
+            f'{label}: {addr!r} contains "=?", which mail software reads as an encoded word '
+            "(RFC 2047) and rewrites; Postroom cannot send to such an address safely.",
+            field=field,
+        )
 
 
 @lru_cache(maxsize=4096)  # the same senders and recipients recur; validation costs ≈ 20 µs
@@ -134,7 +117,7 @@ def normalize_address(
     With `allow_smtputf8=False` a UTF-8 local part is refused with an explanation instead of
     being flagged.
     """
-    reject_control_characters(addr, label=label, what="the address", field=field)
+    _check_addr_spec_text(addr, label=label, field=field)
     addr = addr.strip()
     if not addr:
         raise ValidationError(f"{label}: the address is empty.", field=field)
@@ -180,7 +163,9 @@ def _parse_name_addr(value: str, *, label: str, field: str) -> tuple[str, str]:
     )
     try:
         header = email_policy.default.header_factory("To", value)
-    except (HeaderParseError, ValueError, IndexError):
+    except (HeaderParseError, ValueError, IndexError, AttributeError):
+        # AttributeError: an empty group before an address ("x:; <a@example.org>") makes the
+        # package's AddressHeader treat the Group as a mailbox (seen on CPython 3.11.7).
         raise garbage from None
     groups = header.groups  # type: ignore[attr-defined]
     # A UTF-8 local part is a "defect" to the package; email-validator judges it below.
@@ -191,7 +176,7 @@ def _parse_name_addr(value: str, *, label: str, field: str) -> tuple[str, str]:
     if address is None or not address.username or not address.domain:
         raise garbage
     display_name = " ".join(address.display_name.split())  # unfold, collapse blanks
-    reject_control_characters(display_name, label=label, what="the name", field=field)
+    check_header_phrase(display_name, label=label, what="the name", field=field)
     return display_name, address.addr_spec
 
 

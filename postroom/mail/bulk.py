@@ -31,7 +31,7 @@ from datetime import datetime
 from email.message import MIMEPart
 
 from postroom.core.errors import ValidationError
-from postroom.mail.addresses import Address, normalize_address, reject_control_characters
+from postroom.mail.addresses import Address, normalize_address
 from postroom.mail.encoding import (
     CRLF,
     MAX_LINE_LENGTH,
@@ -50,6 +50,7 @@ from postroom.mail.folding import (
     fold_message_id,
     fold_unstructured,
 )
+from postroom.mail.header_text import check_header_text
 from postroom.mail.merge import PLACEHOLDER_FILLER, CompiledField, FieldFiller
 from postroom.mail.message import (
     OutgoingEmail,
@@ -63,6 +64,7 @@ from postroom.mail.message import (
     multipart_content_type,
     ordered_headers,
 )
+from postroom.mail.structure import check_header_count
 
 _CTES = ("7bit", "quoted-printable", "base64")
 
@@ -222,9 +224,7 @@ class _MergedHeader:
         if self.name == "Subject":
             check_subject(value)
         else:
-            reject_control_characters(
-                value, label=f"Header {self.name}", what="the value", field="headers"
-            )
+            check_header_text(value, label=f"Header {self.name}", what="the value", field="headers")
         return fold_unstructured(self.name, value)
 
 
@@ -332,6 +332,7 @@ class CompiledTemplate:
             message_id=_render_message_id,
             headers=[(n, _static_or_merged(n, f)) for n, f in self._headers],
         )
+        self._field_count = len(fields)
         segments: list[_Segment] = []
         for name, value in fields:
             segment: _Segment = value if callable(value) else _fold_static(name, value)
@@ -380,9 +381,13 @@ class CompiledTemplate:
                 field="values",
             ) from None
         fill = _Fill(to, message_id, date, values)
-        head = "".join(
+        head_text = "".join(
             [s if s.__class__ is str else s(fill) for s in self._segments]  # type: ignore[operator]
-        ).encode("ascii")
+        )
+        # The MIME heads are fixed strings and the bodies are encoded line by line, so only a
+        # header value can start a line of its own: count the fields (postroom.mail.structure).
+        check_header_count(head_text, self._field_count)
+        head = head_text.encode("ascii")
         if self.boundary is None:
             _, cte, body = bodies[0]
             return b"".join((head, self._single_heads[cte], body))

@@ -36,9 +36,15 @@ from email.policy import EmailPolicy
 from typing import Any
 
 from postroom.core.errors import ValidationError
-from postroom.mail.addresses import Address, normalize_address, reject_control_characters
+from postroom.mail.addresses import Address, normalize_address
 from postroom.mail.encoding import POLICY, POLICY_SMTPUTF8, choose_text_cte
 from postroom.mail.folding import FoldedHeader
+from postroom.mail.header_text import (
+    check_header_phrase,
+    check_header_text,
+    reject_control_characters,
+)
+from postroom.mail.structure import check_message_shape, message_shape
 
 # RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
 MAX_LINE_OCTETS = 998
@@ -172,7 +178,7 @@ def check_date(date: datetime) -> None:
 
 
 def check_subject(subject: str) -> None:
-    reject_control_characters(subject, label="Subject", what="the subject", field="subject")
+    check_header_text(subject, label="Subject", what="the subject", field="subject")
 
 
 def check_custom_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -193,7 +199,7 @@ def check_custom_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
         _check_header_allowed(name, lower)
         if not isinstance(value, str):
             raise ValidationError(f"Header {name!r}: the value must be text.", field="headers")
-        reject_control_characters(value, label=f"Header {name}", what="the value", field="headers")
+        check_header_text(value, label=f"Header {name}", what="the value", field="headers")
         if not value.strip():
             raise ValidationError(f"Header {name!r} has no value.", field="headers")
         checked.append((name, value))
@@ -314,7 +320,7 @@ def _check_attachments(
     for index, attachment in enumerate(attachments, start=1):
         label = f"Attachment {index}"
         filename = attachment.filename
-        reject_control_characters(filename, label=label, what="the file name", field="attachments")
+        check_header_phrase(filename, label=label, what="the file name", field="attachments")
         if not filename.strip():
             raise ValidationError(f"{label}: the file name is empty.", field="attachments")
         if "/" in filename or "\\" in filename:
@@ -483,6 +489,18 @@ def build_message(
 
     raw = msg.as_bytes(policy=policy)
     _check_wire_format(raw)
+    shape = message_shape(
+        msg,
+        addresses={
+            "From": fields[0][1],
+            "To": recipients.header_to,
+            "Cc": recipients.header_cc,
+            "Reply-To": recipients.header_reply_to,
+        },
+        subject=email.subject,
+        filenames=[attachment.filename for attachment, _, _ in attachments],
+    )
+    check_message_shape(raw, shape)
     return BuiltMessage(
         raw=raw,
         envelope_from=sender.addr_spec,

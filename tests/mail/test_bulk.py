@@ -87,7 +87,6 @@ CASES = [
     Case("long ascii name", to=Address("A Very Long Display Name " * 4, "x@example.net")),
     Case("long accented name", to=Address("Ünïcode Ünïcode " * 6, "u@example.net")),
     Case("double blanks in name", to=Address("Jane  Doe", "jane@example.net")),
-    Case("encoded-word look-alike name", to=Address("=?utf-8?q?x?=", "x@example.net")),
     Case("upper-case domain", to=Address("Jane", "Jane@EXAMPLE.net")),
     Case("idn domain", to=Address("Zoë", "zoe@bücher.example")),
     Case("utf-8 local part", to=Address("Jöhn", "jöhn@example.net"), is_exact_path=True),
