@@ -19,7 +19,8 @@ test: $(VENV)/.installed-dev
 	$(MAKE) --no-print-directory test-postgres
 
 test-postgres: $(VENV)/.installed-dev
-	POSTROOM_DATABASE_URL=$(POSTROOM_TEST_POSTGRES_URL) $(BIN)/pytest tests/outbox tests/webhooks
+	POSTROOM_DATABASE_URL=$(POSTROOM_TEST_POSTGRES_URL) $(BIN)/pytest tests/outbox tests/webhooks \
+	  tests/api/test_idempotency_race.py
 
 bench: $(VENV)/.installed-dev
 	bash scripts/test-prereqs

@@ -99,12 +99,6 @@ def message_send(
     email = _outgoing_email(payload, sender)
     not_before_at = _send_at(payload.send_at)
     stored_key = _stored_idempotency_key(api_key, idempotency_key)
-    if stored_key:
-        existing = Message.objects.filter(idempotency_key=stored_key).first()
-        if existing is not None:
-            _check_same_request(existing, email, sender)
-            response["Idempotent-Replayed"] = "true"
-            return Status(200, _message_out(existing))
     choice = SenderChoice(email, send_as="")
     if sender.user is not None:
         # Mail as a user follows the company's send-as policy, as Contact Email does.
@@ -119,6 +113,12 @@ def message_send(
         idempotency_key=stored_key,
         not_before_at=not_before_at,
     )
+    if message.is_replay:
+        # Checked after message_enqueue, not before: two requests racing with one key both
+        # get here, and the one that lost the insert learns it now.
+        _check_same_request(message, email, sender)
+        response["Idempotent-Replayed"] = "true"
+        return Status(200, _message_out(message))
     return Status(202, _message_out(message))
 
 

@@ -172,6 +172,10 @@ class Message(models.Model):
             models.Index(fields=["status", "created_at"], name="outbox_message_status"),
         ]
 
+    # Not stored: True on the Message that message_enqueue returns for an idempotency key that
+    # was already used (the message the first request queued), False on a new one.
+    is_replay = False
+
     def __str__(self) -> str:
         return f"{self.message_id} ({self.status})"
 

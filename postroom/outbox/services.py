@@ -192,7 +192,11 @@ def _check_idempotency_key(key: str | None) -> None:
 
 
 def _by_idempotency_key(key: str) -> Message | None:
-    return Message.objects.filter(idempotency_key=key).first()
+    """The message queued with `key` before, marked as a replay (Message.is_replay)."""
+    message = Message.objects.filter(idempotency_key=key).first()
+    if message is not None:
+        message.is_replay = True
+    return message
 
 
 def _insert(
@@ -259,6 +263,8 @@ def _insert(
             )
             transaction.on_commit(wake.notify_workers)
     except IntegrityError:
+        # Another request with the same key inserted first, between the lookup above and this
+        # insert: the unique constraint makes lookup and insert one step, and this one a replay.
         if idempotency_key and (existing := _by_idempotency_key(idempotency_key)):
             return existing
         raise

@@ -17,7 +17,6 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from postroom.core.errors import PostroomError
 from postroom.mail.addresses import parse_address, parse_address_list
@@ -108,7 +107,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         stdin: IO[str] = options.get("stdin") or sys.stdin
-        started_at = timezone.now()
         try:
             email = _outgoing_email(options, stdin=stdin)
             key = options["idempotency_key"]
@@ -125,7 +123,7 @@ class Command(BaseCommand):
         except (BadInputError, PostroomError) as error:
             text = error.message if isinstance(error, PostroomError) else str(error)
             raise CommandError(f"{text} Nothing was queued.", returncode=EXIT_BAD_INPUT) from None
-        if message.created_at < started_at:
+        if message.is_replay:
             self.stdout.write(
                 f"Already queued as message {message.pk} {message.message_id} "
                 f"(same idempotency key); status: {message.get_status_display().lower()}."
