@@ -7,6 +7,7 @@ without the settings a server must have.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
     "postroom.contacts",
     "postroom.webhooks",
     "postroom.web",
+    # Counts failed logins and locks (postroom.accounts.lockouts).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -53,8 +56,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "postroom.accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a login that axes refused into the login page saying until when it is locked.
+    "axes.middleware.AxesMiddleware",
     # Last, so its 413 page has the user and every header; it answers before any body is read.
     "postroom.core.middleware.RequestBodyLimitMiddleware",
 ]
@@ -103,6 +109,30 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# Failed logins (django-axes); docs/configuration.md says what each variable means.
+AUTHENTICATION_BACKENDS = [
+    # First, so that a locked login is refused before its password is even checked.
+    "postroom.accounts.backends.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A login name and a client address are each locked on their own: guesses at one account
+# from many addresses, and at many accounts from one address, are both stopped.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# 10 failures per 15 minutes leave room for typos and allow fewer than 1,000 guesses a day at
+# an account (NIST SP 800-63B §5.2.2 accepts up to 100 failures before a lock).
+AXES_FAILURE_LIMIT = env.env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.env_int("LOGIN_LOCK_MINUTES", 15))
+# A try during a lock does not push its end back, so the time the login page shows holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A good login does not clear failures (axes' default, kept on purpose): otherwise a user
+# could clear their address's count between guesses at a colleague's password.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "postroom.web.views.login.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "postroom.accounts.client_address.client_address"
+POSTROOM_TRUSTED_PROXIES = env.env_list("TRUSTED_PROXIES", [])
+# Successful logins are already each user's "last login"; axes' own log of them only grows.
+AXES_DISABLE_ACCESS_LOG = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {

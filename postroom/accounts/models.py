@@ -19,6 +19,9 @@ class User(AbstractUser):
 
     display_name = models.CharField(max_length=150, blank=True)
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.STAFF)
+    # Set when someone else chose the password (generated, or typed by an administrator):
+    # that person knows it too, so the user must replace it before using Postroom.
+    has_temporary_password = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["username"]

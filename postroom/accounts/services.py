@@ -133,6 +133,16 @@ def _password_change(what: str) -> dict[str, Any]:
     return {"changed": True, "secret": what}
 
 
+def _is_temporary(*, actor: User | None, user: User, generated: str | None) -> bool:
+    """Whether the user must replace this password at their next login: yes when it was
+    generated (someone will read it off a screen and hand it over), or when an administrator
+    typed it for someone else. actor=None with a typed password is the person at the command
+    line (`postroom createadmin`) choosing their own."""
+    if generated is not None:
+        return True
+    return actor is not None and actor.pk != user.pk
+
+
 def _require_administrator(actor: User | None) -> None:
     # actor=None is the command line or the first run, which act as the install itself.
     if actor is not None and not (actor.is_active and actor.is_administrator):
@@ -175,6 +185,7 @@ def user_create(
     else:
         password = generated = user_password_generate()
     user.set_password(password)
+    user.has_temporary_password = _is_temporary(actor=actor, user=user, generated=generated)
 
     try:
         with transaction.atomic():
@@ -267,7 +278,8 @@ def user_update(
 def user_set_password(*, actor: User | None, user: User, password: str | None = None) -> str | None:
     """Set `user`'s password; without `password`, generate one and return it to show once.
 
-    The user's other sessions end, because Django ties a session to the password hash.
+    The user's other sessions end, because Django ties a session to the password hash. A
+    password set for someone else must be changed by them at their next login.
     """
     _require_administrator(actor)
     generated: str | None = None
@@ -277,7 +289,8 @@ def user_set_password(*, actor: User | None, user: User, password: str | None = 
         password = generated = user_password_generate()
     with transaction.atomic():
         user.set_password(password)
-        user.save(update_fields=["password"])
+        user.has_temporary_password = _is_temporary(actor=actor, user=user, generated=generated)
+        user.save(update_fields=["password", "has_temporary_password"])
         _audit(
             actor=actor,
             action="user.password_set",
@@ -285,6 +298,23 @@ def user_set_password(*, actor: User | None, user: User, password: str | None = 
             changes={PASSWORD_LABEL: _password_change("generated" if generated else "replaced")},
         )
     return generated
+
+
+def user_change_own_password(*, user: User, password: str) -> None:
+    """A user replaces their own password (checked by the form: the old one, the rules).
+
+    A temporary password stops being temporary: the user alone knows the new one.
+    """
+    with transaction.atomic():
+        user.set_password(password)
+        user.has_temporary_password = False
+        user.save(update_fields=["password", "has_temporary_password"])
+        _audit(
+            actor=user,
+            action="user.password_changed",
+            user=user,
+            changes={PASSWORD_LABEL: _password_change("replaced")},
+        )
 
 
 def profile_update(*, user: User, display_name: str, email: str) -> User:
@@ -315,7 +345,8 @@ def profile_update(*, user: User, display_name: str, email: str) -> User:
 
 def user_ensure_first_admin() -> tuple[User, str] | None:
     """On an install without any user, create the administrator `admin` and return its
-    one-time password; otherwise return None. There is never a fixed default password."""
+    one-time password, which must be changed at the first login; otherwise return None.
+    There is never a fixed default password."""
     if User.objects.exists():
         return None
     try:

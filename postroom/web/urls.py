@@ -3,18 +3,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from postroom.web.views.login import LoginView
+from postroom.web.views.users import PasswordChangeView
+
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path(
-        "account/password/",
-        auth_views.PasswordChangeView.as_view(success_url="/account/password/done/"),
-        name="password_change",
-    ),
+    path("account/password/", PasswordChangeView.as_view(), name="password_change"),
     path(
         "account/password/done/",
         auth_views.PasswordChangeDoneView.as_view(),

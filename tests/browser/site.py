@@ -23,6 +23,25 @@ def log_in(page: Page, *, username: str, password: str) -> None:
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
+def log_in_first_time(
+    page: Page, *, username: str, one_time_password: str, new_password: str
+) -> None:
+    """Log in with a one-time password, choose one's own as asked, and reach the dashboard."""
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(one_time_password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Choose your own password")).to_be_visible()
+    page.get_by_label("Old password").fill(one_time_password)
+    # Not "New password confirmation", the next field (the label ends in a "*" when required).
+    page.get_by_label(re.compile(r"^New password\W*$")).fill(new_password)
+    page.get_by_label("New password confirmation").fill(new_password)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("heading", name="Password changed")).to_be_visible()
+    page.get_by_role("link", name="Go to the dashboard").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
 def main_nav(page: Page) -> Locator:
     return page.get_by_role("navigation", name="Main")
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from postroom.accounts.models import Role, User
-from tests.browser.site import PageOpener, log_in, main_nav, nav_names
+from tests.browser.site import PageOpener, log_in, log_in_first_time, main_nav, nav_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -43,9 +43,15 @@ def test_an_administrator_creates_a_user_without_an_address_and_sees_the_flag(
     sam = User.objects.get(username="sam")
     assert (sam.email, sam.role, sam.is_active) == ("", Role.STAFF, True)
 
-    # The new user logs in with the one-time password, in a browser of their own.
+    # The new user logs in with the one-time password, in a browser of their own, and is
+    # asked to choose their own password first.
     staff = open_page()
-    log_in(staff, username="sam", password=one_time_password)
+    log_in_first_time(
+        staff,
+        username="sam",
+        one_time_password=one_time_password,
+        new_password="tidal-copper-meadow-82",
+    )
     expect(staff.get_by_text("Your user has no email address")).to_be_visible()
 
 

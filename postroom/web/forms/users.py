@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import PasswordChangeForm
 
 from postroom.accounts import services
 from postroom.accounts.models import Role, User
@@ -161,6 +162,17 @@ class UserEditForm(_PersonFields):
 
 class ProfileForm(_PersonFields):
     pass
+
+
+class OwnPasswordChangeForm(PasswordChangeForm):
+    """Django's form (the old password, the new one twice, the password rules), refusing the
+    current password as the new one: a one-time password must really be replaced."""
+
+    def clean_new_password1(self) -> str:
+        password: str = self.cleaned_data["new_password1"]
+        if password and self.user.check_password(password):
+            raise forms.ValidationError("Choose a password different from your current one.")
+        return password
 
 
 class UserFilterForm(forms.Form):

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.forms import Form
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
-from postroom.accounts import selectors, services
+from postroom.accounts import lockouts, selectors, services
 from postroom.accounts.models import User
 from postroom.accounts.permissions import administrator_required
 from postroom.core.errors import NotFoundError, PostroomError
 from postroom.web.forms.users import (
+    OwnPasswordChangeForm,
     ProfileForm,
     UserCreateForm,
     UserEditForm,
@@ -35,6 +40,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
             "users": users,
             "is_filtered": any(request.GET.get(name) for name in filter_form.fields),
             "without_email_count": selectors.user_count_without_email(),
+            "lockouts": lockouts.lockout_list(),
         },
     )
 
@@ -109,8 +115,41 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "web/users/edit.html",
-        {"form": form, "subject": user, "is_self": user.pk == actor.pk},
+        {
+            "form": form,
+            "subject": user,
+            "is_self": user.pk == actor.pk,
+            "lockout": lockouts.lockout_for_user(user=user),
+        },
     )
+
+
+@require_POST
+@administrator_required
+def lockout_unlock(request: HttpRequest) -> HttpResponse:
+    """Unlock a login name or an address (a button on the Users page and the user's page)."""
+    actor: User = request.user  # type: ignore[assignment]
+    kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
+    try:
+        cleared = lockouts.lockout_unlock(actor=actor, kind=kind, value=value)
+    except PostroomError as error:
+        return HttpResponseBadRequest(error.message)
+    if not cleared:
+        messages.info(request, f"{value} was not locked any more: its lock had ended.")
+    elif kind == lockouts.LockoutKind.ACCOUNT:
+        messages.success(request, f"Logins as {value} are unlocked.")
+    else:
+        messages.success(request, f"Logins from {value} are unlocked.")
+    return redirect(_back(request))
+
+
+def _back(request: HttpRequest) -> str:
+    """The page the button was on, when it is one of this site's; else the Users page."""
+    target = request.POST.get("next", "")
+    is_safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and is_safe else reverse("user_list")
 
 
 def _password_once(
@@ -148,8 +187,23 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "web/users/profile.html", {"form": form})
 
 
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """A user changes their own password; a temporary one then stops being asked for."""
+
+    form_class = OwnPasswordChangeForm
+    success_url = "/account/password/done/"
+
+    def form_valid(self, form: Form) -> HttpResponse:
+        user: User = self.request.user  # type: ignore[assignment]
+        services.user_change_own_password(user=user, password=form.cleaned_data["new_password1"])
+        # Keep this session: Django would otherwise end it with the old password's hash.
+        update_session_auth_hash(self.request, user)
+        return redirect(self.get_success_url())
+
+
 urlpatterns = [
     path("users/", user_list, name="user_list"),
+    path("users/unlock/", lockout_unlock, name="lockout_unlock"),
     path("users/new/", user_create, name="user_create"),
     path("users/<int:pk>/edit/", user_edit, name="user_edit"),
     path("profile/", profile, name="profile"),

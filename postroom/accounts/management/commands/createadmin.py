@@ -1,7 +1,8 @@
 """`postroom createadmin`: make an administrator from the command line.
 
 Interactive by default (asks the login, address, name and the password twice). With
---no-input it takes the flags and generates a strong password, printed once.
+--no-input it takes the flags and generates a strong password, printed once; a generated
+password must be changed at the first login.
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ class Command(BaseCommand):
         if generated:
             self.stdout.write(f"One-time password: {generated}")
             self.stdout.write(
-                "It is shown only once: give it to the user, who can change it after logging "
-                "in (their name > Change password)."
+                "It is shown only once: give it to the user, who will be asked to choose "
+                "their own password when they first log in."
             )
 
 
