@@ -32,6 +32,12 @@ class CapturedMessage(models.Model):
     peer = models.CharField(max_length=100, blank=True)  # "127.0.0.1:54321"
     # The DATA as received, dot-unstuffed (RFC 5321 §4.5.2) and otherwise untouched.
     raw = models.BinaryField()
+    # The outbox message this is a delivery of, found at capture by its Message-ID and
+    # envelope sender. It decides who may read the capture (the Outbox's rule); mail that
+    # came from outside the outbox has none, and only administrators read it.
+    outbox_message = models.ForeignKey(
+        "outbox.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     # Parsed once at capture so the list never loads or parses `raw`. Decoded header text.
     from_header = models.TextField(blank=True)

@@ -1,11 +1,20 @@
-"""Reading the capture inbox."""
+"""Reading the capture inbox, as the Outbox's rule allows.
+
+A captured message is a delivery of an outbox message, so whoever may read that message may
+read the capture: its sender, and administrators (postroom.outbox.selectors). Mail that came
+to the capture server from outside the outbox belongs to no user: administrators only. To
+anyone else, a capture they may not read does not exist.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from postroom.core.errors import NotFoundError
 from postroom.inbox.models import CapturedMessage
+from postroom.outbox.selectors import message_visible_list, user_sees_all_messages
 
 # Fields the list shows; `raw` (up to the capture server's size limit) stays in the database.
 _LIST_FIELDS = (
@@ -21,9 +30,17 @@ _LIST_FIELDS = (
 )
 
 
-def captured_message_list(*, query: str = "") -> QuerySet[CapturedMessage]:
+def captured_message_visible(*, user: Any) -> QuerySet[CapturedMessage]:
+    """The captured mail `user` may read."""
+    captured = CapturedMessage.objects.all()
+    if user_sees_all_messages(user=user):
+        return captured
+    return captured.filter(outbox_message__in=message_visible_list(user=user))
+
+
+def captured_message_list(*, user: Any, query: str = "") -> QuerySet[CapturedMessage]:
     """Messages newest first; `query` matches the sender, any recipient or the subject."""
-    messages = CapturedMessage.objects.only(*_LIST_FIELDS)
+    messages = captured_message_visible(user=user).only(*_LIST_FIELDS)
     query = query.strip()
     if query:
         messages = messages.filter(
@@ -40,13 +57,13 @@ def captured_message_count() -> int:
     return CapturedMessage.objects.count()
 
 
-def captured_message_get(*, pk: int) -> CapturedMessage:
-    try:
-        return CapturedMessage.objects.get(pk=pk)
-    except CapturedMessage.DoesNotExist:
-        raise NotFoundError(
-            f"There is no captured message #{pk}: it may have been deleted."
-        ) from None
+def captured_message_get(*, user: Any, pk: int) -> CapturedMessage:
+    """One captured message `user` may read. Raises NotFoundError for one they may not,
+    with the words used for one that does not exist: the answer reveals nothing."""
+    message = captured_message_visible(user=user).filter(pk=pk).first()
+    if message is None:
+        raise NotFoundError(f"There is no captured message #{pk}: it may have been deleted.")
+    return message
 
 
 def captured_message_raw(*, message: CapturedMessage) -> bytes:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from postroom.accounts.models import User
@@ -14,6 +15,7 @@ from postroom.company.audit import audit_record
 from postroom.core.errors import PermissionDeniedError
 from postroom.inbox.mime import MessageSummary, message_summarize
 from postroom.inbox.models import CapturedMessage
+from postroom.outbox.models import Message
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +45,30 @@ def captured_message_create(
         rcpt_tos=list(rcpt_tos),
         peer=peer[:100],
         raw=raw,
+        outbox_message=_delivery_of(message_id=summary.message_id, mail_from=mail_from),
         size=len(raw),
         from_header=summary.from_header,
         to_header=summary.to_header,
         subject=summary.subject,
         message_id=summary.message_id,
         has_attachments=summary.has_attachments,
+    )
+
+
+def _delivery_of(*, message_id: str, mail_from: str) -> Message | None:
+    """The outbox message a capture is a delivery of: the same Message-ID (unique in the
+    outbox), sent with an envelope sender that message goes out with. Mail sent to the
+    capture port from outside the outbox matches none, and belongs to no user."""
+    message_id = message_id.strip()
+    if not message_id:
+        return None
+    return (
+        Message.objects.filter(
+            Q(envelope_from=mail_from) | Q(fallback_envelope_from=mail_from),
+            message_id=message_id,
+        )
+        .only("id")
+        .first()
     )
 
 

@@ -64,6 +64,12 @@ def _visible_to(user: Any) -> QuerySet[Message]:
     return messages.filter(sender_user_id=user.pk)
 
 
+def message_visible_list(*, user: Any) -> QuerySet[Message]:
+    """Every message `user` may see: the one rule of the Outbox, which the Inbox applies to
+    the deliveries it captured (postroom.inbox.selectors)."""
+    return _visible_to(user)
+
+
 @dataclass(frozen=True)
 class MessageFilters:
     status: str = ""

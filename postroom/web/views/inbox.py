@@ -1,7 +1,9 @@
 """The Inbox pages: the mail the built-in capture server received, in sandbox mode.
 
-Every logged-in user may read it: it is the sandbox's one mailbox, and someone trying
-Postroom needs to see what their first message looks like. Only administrators empty it.
+Who reads what follows the Outbox: each user the mail they sent, administrators all of it,
+including mail that reached the capture server from outside the outbox (see
+postroom.inbox.selectors); someone else's capture is "not found". Only administrators
+empty it.
 
 Captured mail is untrusted HTML from anywhere. Its HTML part is shown only inside an
 `<iframe sandbox="" srcdoc="...">` (no scripts, no forms, no same-origin access), and the
@@ -27,6 +29,7 @@ from postroom.core.errors import NotFoundError
 from postroom.inbox import selectors, services
 from postroom.inbox.mime import message_attachment, message_read, message_source_text
 from postroom.inbox.models import CapturedMessage
+from postroom.outbox.selectors import user_sees_all_messages
 
 # A page of 50 rows reads comfortably and keeps the query and the HTML small.
 MESSAGES_PER_PAGE = 50
@@ -57,9 +60,9 @@ MESSAGE_PAGE_CSP = "; ".join(
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
 
 
-def _message_or_404(pk: int) -> CapturedMessage:
+def _message_or_404(request: HttpRequest, pk: int) -> CapturedMessage:
     try:
-        return selectors.captured_message_get(pk=pk)
+        return selectors.captured_message_get(user=request.user, pk=pk)
     except NotFoundError as error:
         raise Http404(error.message) from None
 
@@ -84,9 +87,9 @@ def _download(content: bytes, *, filename: str, content_type: str) -> HttpRespon
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    page = Paginator(selectors.captured_message_list(query=query), MESSAGES_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(
+        selectors.captured_message_list(user=request.user, query=query), MESSAGES_PER_PAGE
+    ).get_page(request.GET.get("page"))
     return render(
         request,
         "web/inbox/list.html",
@@ -95,13 +98,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "query": query,
             "capture_host": settings.POSTROOM_CAPTURE_HOST,
             "capture_port": settings.POSTROOM_CAPTURE_PORT,
+            "sees_all": user_sees_all_messages(user=request.user),
         },
     )
 
 
 @require_GET
 def inbox_message(request: HttpRequest, pk: int) -> HttpResponse:
-    message = _message_or_404(pk)
+    message = _message_or_404(request, pk)
     raw = selectors.captured_message_raw(message=message)
     content = message_read(raw)
     text, is_text_clipped = _clipped(content.text)
@@ -129,7 +133,7 @@ def inbox_message(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def inbox_message_raw(request: HttpRequest, pk: int) -> HttpResponse:
-    message = _message_or_404(pk)
+    message = _message_or_404(request, pk)
     return _download(
         selectors.captured_message_raw(message=message),
         filename=f"captured-{message.pk}.eml",
@@ -141,7 +145,7 @@ def inbox_message_raw(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def inbox_attachment(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    message = _message_or_404(pk)
+    message = _message_or_404(request, pk)
     attachment = message_attachment(selectors.captured_message_raw(message=message), number=number)
     if attachment is None:
         raise Http404(f"Captured message #{pk} has no attachment {number}.")

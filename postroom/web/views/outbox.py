@@ -1,8 +1,9 @@
 """Outbox pages: every message with its status, its recipients and attempts, Retry and Cancel.
 
 Administrators see every message; other users see the messages they sent (see
-postroom.outbox.selectors). Paused servers are shown to everyone, since they hold everyone's
-mail, but only administrators can resume them.
+postroom.outbox.selectors), and someone else's message is "not found" to them. Paused
+servers are shown to everyone, since they hold everyone's mail, but only administrators can
+resume them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -105,18 +105,18 @@ def outbox(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _message_or_error(request: HttpRequest, pk: int) -> Message:
+def _message_or_404(request: HttpRequest, pk: int) -> Message:
     try:
         return selectors.message_get(user=request.user, pk=pk)
-    except NotFoundError as error:
-        raise Http404(error.message) from None
-    except PermissionDeniedError as error:
-        raise PermissionDenied(error.message) from None
+    except (NotFoundError, PermissionDeniedError):
+        # Someone else's message answers exactly as one that does not exist: a 403 would
+        # tell a user that mail with this number exists, and so how much others send.
+        raise Http404(f"There is no message {pk} in the outbox.") from None
 
 
 @require_GET
 def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
-    message = _message_or_error(request, pk)
+    message = _message_or_404(request, pk)
     detail = selectors.message_detail(message=message)
     return render(
         request,
@@ -139,7 +139,7 @@ def eml_filename(message_id: str) -> str:
 
 @require_GET
 def outbox_message_raw(request: HttpRequest, pk: int) -> HttpResponse:
-    message = _message_or_error(request, pk)
+    message = _message_or_404(request, pk)
     try:
         raw = selectors.message_raw(message=message)
     except NotFoundError as error:
@@ -151,7 +151,7 @@ def outbox_message_raw(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _act(request: HttpRequest, pk: int, action: Any, done: str) -> HttpResponse:
-    message = _message_or_error(request, pk)
+    message = _message_or_404(request, pk)
     try:
         action(message=message)
     except PostroomError as error:
