@@ -95,7 +95,18 @@ def api_key_allowed_from_clean(values: Sequence[str]) -> list[str]:
     for index, value in enumerate(values, start=1):
         if not value.strip():
             continue
-        address = parse_address(value, label=f"Allowed From address {index}", field="allowed_from")
+        label = f"Allowed From address {index}"
+        address = parse_address(value, label=label, field="allowed_from")
+        owner = User.objects.filter(email__iexact=address.addr_spec).first()
+        if owner is not None:
+            # Mail the key sends from it would be stored as that user's, and the key could
+            # read that user's mail: choose the user as the key's user instead.
+            raise ValidationError(
+                f"{label}: {address.addr_spec} is the address of the user {owner.name}. To send "
+                "as them, choose them as the key's user; an allowed From address is a role "
+                "address such as invoices@ that no user has.",
+                field="allowed_from",
+            )
         if address.addr_spec.lower() not in (known.lower() for known in cleaned):
             cleaned.append(address.addr_spec)
     if len(cleaned) > MAX_ALLOWED_FROM:

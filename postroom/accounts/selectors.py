@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from postroom.accounts.models import Role, User
+from postroom.accounts.models import ApiKey, Role, User
+from postroom.company.selectors import company_get
 from postroom.core.errors import NotFoundError
 
 
@@ -47,12 +48,26 @@ def user_count_without_email() -> int:
     return User.objects.filter(is_active=True, email="").count()
 
 
-def user_email_taken(*, email: str, exclude_pk: int | None = None) -> bool:
-    """Whether another user has `email`, compared without regard to case."""
-    users = User.objects.filter(email__iexact=email)
-    if exclude_pk is not None:
-        users = users.exclude(pk=exclude_pk)
-    return users.exists()
+def address_holder(*, address: str, exclude_user_pk: int | None = None) -> str | None:
+    """Who else sends from `address`, in words, or None if nobody does.
+
+    An address has one sender: a user, the company, or the API keys that list it as an
+    allowed From address (a role address such as invoices@). Mail from it is stored as that
+    sender's, so a user who took such an address would be handed its mail (and its .eml).
+    """
+    address = address.strip().lower()
+    if not address:
+        return None
+    users = User.objects.filter(email__iexact=address).exclude(pk=exclude_user_pk)
+    if (user := users.first()) is not None:
+        return f"the address of the user {user.name} ({user.username})"
+    if company_get().sender_email.strip().lower() == address:
+        return "the company's address (Company > SMTP Server Information)"
+    keys = ApiKey.objects.filter(revoked_at__isnull=True).exclude(allowed_from=[])
+    for key in keys.only("name", "allowed_from"):
+        if address in (allowed.lower() for allowed in key.allowed_from):
+            return f"an allowed From address of the API key “{key.name}”"
+    return None
 
 
 def user_username_taken(*, username: str) -> bool:

@@ -7,6 +7,7 @@ the entry says only that one was set, generated or replaced.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import password_validation
@@ -17,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from postroom.accounts import selectors
 from postroom.accounts.models import Role, User
+from postroom.accounts.user_email import email_change_request, user_email_holder_check
 from postroom.company.audit import audit_record
 from postroom.core.errors import PermissionDeniedError, ValidationError
 from postroom.mail.header_text import check_header_phrase
@@ -97,16 +99,6 @@ def user_password_generate() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
 
 
-def _email_unique_check(email: str, *, exclude_pk: int | None = None) -> None:
-    if email and selectors.user_email_taken(email=email, exclude_pk=exclude_pk):
-        raise ValidationError(
-            f"Another user already has the address {email} (addresses are compared without "
-            "regard to upper and lower case). Each user needs their own address, because "
-            "replies to their mail go there.",
-            field="email",
-        )
-
-
 # Audit, in the audit log's convention (postroom.company.audit): changes are keyed by the
 # field's label; a plain value for a new user, {"from", "to"} for an edit, and for the
 # password only {"changed": True, "secret": ...}: its value never reaches the log.
@@ -177,7 +169,7 @@ def user_create(
         role=user_role_clean(role),
         is_active=True,
     )
-    _email_unique_check(user.email)
+    user_email_holder_check(user.email)
 
     generated: str | None = None
     if password:
@@ -226,7 +218,7 @@ def user_update(
         "role": user_role_clean(role),
         "is_active": is_active,
     }
-    _email_unique_check(new_values["email"], exclude_pk=user.pk)
+    user_email_holder_check(new_values["email"], exclude_user_pk=user.pk)
     stays_administrator = new_values["role"] == Role.ADMINISTRATOR and is_active
 
     if actor.pk == user.pk:
@@ -317,30 +309,32 @@ def user_change_own_password(*, user: User, password: str) -> None:
         )
 
 
-def profile_update(*, user: User, display_name: str, email: str) -> User:
-    """A user changes their own display name and address; role and active flag stay."""
+def profile_update(
+    *, user: User, display_name: str, email: str, confirm_url: Callable[[str], str]
+) -> str:
+    """A user changes their own display name, and asks for a new address.
+
+    The name changes at once, and so does removing the address or changing its case. A new
+    address does not: a link to confirm it is mailed there, made by `confirm_url` from a token
+    (user_email). Return the address that link went to, or "".
+    """
+    pending_email = ""
     new_values: dict[str, Any] = {
         "display_name": user_display_name_clean(display_name),
         "email": user_email_clean(email),
     }
-    _email_unique_check(new_values["email"], exclude_pk=user.pk)
+    if new_values["email"] and new_values["email"].lower() != user.email.lower():
+        # Not applied: mailed to the new address first (postroom.accounts.user_email).
+        pending_email = new_values.pop("email")
+        user_email_holder_check(pending_email, exclude_user_pk=user.pk)
     changed_fields, changes = _apply(user, new_values)
     if changes:
-        try:
-            with transaction.atomic():
-                user.save(update_fields=changed_fields)
-                _audit(
-                    actor=user,
-                    action="user.profile_updated",
-                    user=user,
-                    changes=changes,
-                )
-        except IntegrityError:
-            raise ValidationError(
-                "Another user was just given this email address. Choose another one.",
-                field="email",
-            ) from None
-    return user
+        with transaction.atomic():
+            user.save(update_fields=changed_fields)
+            _audit(actor=user, action="user.profile_updated", user=user, changes=changes)
+    if pending_email:
+        email_change_request(user=user, new_email=pending_email, confirm_url=confirm_url)
+    return pending_email
 
 
 def user_ensure_first_admin() -> tuple[User, str] | None:

@@ -37,9 +37,14 @@ def sender_resolve(*, value: str | None, api_key: ApiKey) -> Sender:
         sender = Sender(address=_company_address(), user=None)
     elif "@" in value:
         address = parse_address(value, label="From", field="from")
-        user = _active(User.objects.filter(email__iexact=address.addr_spec).first())
-        # A user's own address sends as that user, under their name.
-        sender = Sender(address=_user_address(user), user=user) if user else Sender(address, None)
+        if _is_company_address(address.addr_spec):
+            # The company's address means the company, even if a user were given it too.
+            sender = Sender(address=_company_address(), user=None)
+        elif user := _active(User.objects.filter(email__iexact=address.addr_spec).first()):
+            # A user's own address sends as that user, under their name.
+            sender = Sender(address=_user_address(user), user=user)
+        else:
+            sender = Sender(address, None)
     else:
         # Logins differ in more than case (user_username_taken), so iexact finds one.
         user = _active(User.objects.filter(username__iexact=value).first())

@@ -164,6 +164,8 @@ def company_smtp_update(
     with transaction.atomic():
         company = company_get()
         company = Company.objects.select_for_update().get(pk=company.pk)
+        if clean["sender_email"].lower() != company.sender_email.lower():
+            _sender_email_owner_check(clean["sender_email"])
         changes: dict[str, Any] = {}
         for field, label in _PLAIN_FIELDS:
             old, new = getattr(company, field), clean[field]
@@ -193,6 +195,19 @@ def company_smtp_update(
         audit_record(actor=actor, action=SMTP_UPDATED, subject=AUDIT_SUBJECT, changes=changes)
     logger.info("SMTP Server Information changed: %s", ", ".join(changes))
     return company
+
+
+def _sender_email_owner_check(address: str) -> None:
+    # Mail an API client sends "from" this address must be the company's, not a user's (whose
+    # Outbox and .eml downloads would then hold it).
+    owner = User.objects.filter(email__iexact=address).first() if address else None
+    if owner is not None:
+        raise ValidationError(
+            f"{address} is the address of the user {owner.name}. The company needs an address "
+            "of its own (such as office@ or info@), so that mail from the company is never "
+            "filed as that user's.",
+            field="sender_email",
+        )
 
 
 def company_verify_secrets() -> None:

@@ -20,8 +20,10 @@ from email_validator import EmailNotValidError, validate_email
 
 from postroom.company.models import AuthMethod, TlsMode
 from postroom.core.errors import ValidationError
+from postroom.mail.addresses import normalize_address
 from postroom.mail.advice import ALLOW_PLAINTEXT_AUTH
 from postroom.mail.config import IMPLICIT_TLS_PORT, TlsPolicy, resolve_tls_policy
+from postroom.mail.header_text import check_header_phrase
 
 # RFC 1035 §2.3.4: a label is at most 63 octets, a name at most 255 octets on the wire,
 # which leaves 253 characters for the dotted text form.
@@ -189,21 +191,21 @@ def sender_email_clean(value: str) -> str:
     if not address:
         return ""
     try:
-        return validate_email(address, check_deliverability=False).normalized
+        normalized = validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError as error:
         raise ValidationError(
             f"This is not a valid email address: {error}", field="sender_email"
         ) from None
+    # And the rules of every address that goes into a header (an encoded word in the local
+    # part would be rewritten by the email package).
+    normalize_address(address, label="Company email address", field="sender_email")
+    return normalized
 
 
 def sender_name_clean(value: str) -> str:
     name = value.strip()
-    if _control_characters(name):
-        # A CR/LF in a display name would end the From header and let text inject new ones.
-        raise ValidationError(
-            "The sender name cannot contain line breaks or other control characters.",
-            field="sender_name",
-        )
+    # It goes into the From line of the company's mail.
+    check_header_phrase(name, label="Sender name", what="the sender name", field="sender_name")
     return name
 
 

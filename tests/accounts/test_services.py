@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from django.core.mail import EmailMessage
 from django.db import IntegrityError
 
 from postroom.accounts import services
@@ -52,7 +53,7 @@ def test_an_address_another_user_has_in_other_case_is_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         create(username="alice2", email="ALICE@example.com")
     assert caught.value.field == "email"
-    assert "Another user already has" in caught.value.message
+    assert "is already the address of the user" in caught.value.message
     assert User.objects.count() == 1
 
 
@@ -248,23 +249,37 @@ def test_a_weak_password_reset_is_refused() -> None:
 # Profile
 
 
-def test_a_profile_update_changes_name_and_address_only() -> None:
-    user = user_make("sam", display_name="Sam")
-    services.profile_update(user=user, display_name="Sam Jones", email="sam.jones@example.com")
+def confirm_url(token: str) -> str:
+    return f"https://postroom.example/profile/email/{token}/"
+
+
+def test_a_profile_update_changes_the_name_and_mails_a_link_for_a_new_address(
+    mailoutbox: list[EmailMessage],
+) -> None:
+    user = user_make("sam", display_name="Sam", email="sam@example.com")
+    pending = services.profile_update(
+        user=user, display_name="Sam Jones", email="sam.jones@example.com", confirm_url=confirm_url
+    )
     user.refresh_from_db()
     assert (user.display_name, user.email, user.role, user.is_active) == (
         "Sam Jones",
-        "sam.jones@example.com",
+        "sam@example.com",
         Role.STAFF,
         True,
     )
+    assert pending == "sam.jones@example.com"
+    (mail,) = mailoutbox
+    assert mail.to == ["sam.jones@example.com"]
+    assert "https://postroom.example/profile/email/" in str(mail.body)
 
 
 def test_a_profile_update_to_a_taken_address_is_refused() -> None:
     user_make("alice")
     sam = user_make("sam")
     with pytest.raises(ValidationError):
-        services.profile_update(user=sam, display_name="", email="Alice@example.com")
+        services.profile_update(
+            user=sam, display_name="", email="Alice@example.com", confirm_url=confirm_url
+        )
 
 
 # Audit
@@ -275,7 +290,9 @@ def test_every_change_is_audited_and_no_password_is_recorded() -> None:
     user, generated = create(actor=admin, password=None)
     update(admin, user, display_name="Alice Jones", role=Role.MARKETER)
     services.user_set_password(actor=admin, user=user, password="new-brass-kettle-88")
-    services.profile_update(user=user, display_name="Alice J.", email="aj@example.com")
+    services.profile_update(
+        user=user, display_name="Alice J.", email="aj@example.com", confirm_url=confirm_url
+    )
 
     entries = list(AuditEntry.objects.filter(subject="user alice").order_by("id"))
     assert [e.action for e in entries] == [
@@ -283,8 +300,12 @@ def test_every_change_is_audited_and_no_password_is_recorded() -> None:
         "user.updated",
         "user.password_set",
         "user.profile_updated",
+        "user.email_change_requested",
     ]
-    created, updated, password_set, profile = entries
+    created, updated, password_set, profile, email_change = entries
+    assert email_change.changes == {
+        "Email address": {"from": "alice@example.com", "to": "aj@example.com"}
+    }
     assert created.actor == admin and created.actor_name == "root"
     assert created.changes == {
         "Login": "alice",
@@ -312,7 +333,9 @@ def test_an_edit_that_changes_nothing_writes_no_audit_entry() -> None:
     user = user_make("sam")
     before = AuditEntry.objects.count()
     update(admin, user)
-    services.profile_update(user=user, display_name=user.display_name, email=user.email)
+    services.profile_update(
+        user=user, display_name=user.display_name, email=user.email, confirm_url=confirm_url
+    )
     assert AuditEntry.objects.count() == before
 
 
@@ -323,11 +346,7 @@ def test_the_first_administrator_is_made_once_with_a_one_time_password() -> None
     made = services.user_ensure_first_admin()
     assert made is not None
     user, password = made
-    assert (user.username, user.role, user.is_active) == (
-        "admin",
-        Role.ADMINISTRATOR,
-        True,
-    )
+    assert (user.username, user.role, user.is_active) == ("admin", Role.ADMINISTRATOR, True)
     assert user.check_password(password)
     assert services.user_ensure_first_admin() is None
     assert User.objects.count() == 1

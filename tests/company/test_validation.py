@@ -110,8 +110,9 @@ def test_an_invalid_sender_address_is_refused(address: str) -> None:
 
 @pytest.mark.parametrize("name", ["Acme\r\nBcc: victim@example.com", "Acme\nLtd", "Acme\rLtd"])
 def test_a_sender_name_with_a_line_break_is_refused(name: str) -> None:
-    with pytest.raises(ValidationError, match="line breaks"):
+    with pytest.raises(ValidationError, match="line break") as raised:
         validation.sender_name_clean(name)
+    assert raised.value.field == "sender_name"
 
 
 @pytest.mark.parametrize(
@@ -237,7 +238,6 @@ def test_tls_mode_none_without_a_password_only_warns_about_the_mail() -> None:
         "TLS mode is None: mail travels unencrypted over the network. Choose TLS mode "
         "Automatic unless the server is on a trusted network."
     )
-
 
 
 def test_starttls_on_port_465_is_flagged() -> None:

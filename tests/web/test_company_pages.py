@@ -188,7 +188,7 @@ INVALID = [
     ("smtp_login", "mailer\x00", "control characters"),
     ("epod_username", "epod\tuser", "control characters"),
     ("sender_email", "info-at-example.com", "not a valid email address"),
-    ("sender_name", "Acme\r\nBcc: victim@example.com", "cannot contain line breaks"),
+    ("sender_name", "Acme\r\nBcc: victim@example.com", "contains a line break"),
     ("smtp_helo_name", "my relay", "cannot contain spaces"),
     ("smtp_helo_name", "bad_name.example", "is not a valid host name"),
     ("smtp_timeout_connect", "0", "from 1 to 300"),

@@ -161,7 +161,12 @@ class UserEditForm(_PersonFields):
 
 
 class ProfileForm(_PersonFields):
-    pass
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].help_text = (
+            "A new address takes effect once you open the link Postroom mails to it: your "
+            "mail is filed under it, so it must be yours."
+        )
 
 
 class OwnPasswordChangeForm(PasswordChangeForm):

@@ -14,7 +14,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from postroom.accounts import lockouts, selectors, services
+from postroom.accounts import lockouts, selectors, services, user_email
 from postroom.accounts.models import User
 from postroom.accounts.permissions import administrator_required
 from postroom.core.errors import NotFoundError, PostroomError
@@ -173,18 +173,43 @@ def profile(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.profile_update(
+            pending_email = services.profile_update(
                 user=user,
                 display_name=form.cleaned_data["display_name"],
                 email=form.cleaned_data["email"],
+                confirm_url=lambda token: request.build_absolute_uri(
+                    reverse("email_confirm", args=[token])
+                ),
             )
         except PostroomError as error:
             user.refresh_from_db()
             add_service_error(form, error)
         else:
             messages.success(request, "Your profile was saved.")
+            if pending_email:
+                messages.info(
+                    request,
+                    f"To change your address, open the link Postroom just mailed to "
+                    f"{pending_email}; until then your mail still comes from "
+                    f"{user.email or 'no address'}.",
+                )
             return redirect("profile")
     return render(request, "web/users/profile.html", {"form": form})
+
+
+def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link mailed to a new address: show what changes, and change it on a POST (a mail
+    scanner that follows links makes only GETs)."""
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        change = user_email.email_change_read(user=user, token=token)
+        if request.method == "POST":
+            user_email.email_change_confirm(user=user, token=token)
+            messages.success(request, f"Your address is now {change.new}.")
+            return redirect("profile")
+    except PostroomError as error:
+        return render(request, "web/users/email_confirm.html", {"error": error.message}, status=400)
+    return render(request, "web/users/email_confirm.html", {"change": change})
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
@@ -207,4 +232,5 @@ urlpatterns = [
     path("users/new/", user_create, name="user_create"),
     path("users/<int:pk>/edit/", user_edit, name="user_edit"),
     path("profile/", profile, name="profile"),
+    path("profile/email/<str:token>/", email_confirm, name="email_confirm"),
 ]
