@@ -14,6 +14,7 @@ run: $(VENV)/.installed-run
 # The whole suite on SQLite, then the outbox's on PostgreSQL (many workers, SKIP LOCKED).
 test: $(VENV)/.installed-dev
 	bash scripts/test-prereqs
+	PYTHON=$(BIN)/python bash scripts/check-python
 	PYTHON=$(BIN)/python bash scripts/check-postgres
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory test-postgres
