@@ -58,7 +58,9 @@ def address_holder(*, address: str, exclude_user_pk: int | None = None) -> str |
     address = address.strip().lower()
     if not address:
         return None
-    users = User.objects.filter(email__iexact=address).exclude(pk=exclude_user_pk)
+    users = User.objects.filter(email__iexact=address)
+    if exclude_user_pk is not None:
+        users = users.exclude(pk=exclude_user_pk)
     if (user := users.first()) is not None:
         return f"the address of the user {user.name} ({user.username})"
     if company_get().sender_email.strip().lower() == address:

@@ -114,7 +114,7 @@ def _shape_problem(raw: bytes, shape: MessageShape) -> str | None:
             return f"the {name} field does not read back as the addresses given"
     if _without_blanks(_read_text(parsed, "Subject")) != _without_blanks(shape.subject):
         return "the Subject field does not read back as the subject given"
-    filenames = tuple(name for part in parts if (name := part.get_filename()) is not None)
+    filenames = tuple(file for part in parts if (file := part.get_filename()) is not None)
     if filenames != shape.filenames:
         return "the attachments' file names do not read back as given"
     return None
