@@ -73,8 +73,8 @@ class Command(BaseCommand):
                 self.style.WARNING(
                     "\nFirst run: an administrator was created.\n"
                     f"  Log in at {url}login/ as '{user.username}' with password: {password}\n"
-                    "  This password is shown only once: change it under your name > "
-                    "Change password.\n"
+                    "  This password is shown only once: Postroom asks you to choose your own "
+                    "when you log in.\n"
                 )
             )
         else:
