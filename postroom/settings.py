@@ -186,7 +186,9 @@ POSTROOM_RETRY_MAX_SECONDS = env.env_int("RETRY_MAX_SECONDS", 4000)
 POSTROOM_RETRY_GIVE_UP_SECONDS = env.env_int("RETRY_GIVE_UP_SECONDS", 5 * 24 * 3600)
 POSTROOM_MAX_MESSAGE_BYTES = env.env_int("MAX_MESSAGE_BYTES", 25 * 1024 * 1024)
 # An API send carries attachments as base64 (4/3 of their size) plus the JSON around them.
-DATA_UPLOAD_MAX_MEMORY_SIZE = POSTROOM_MAX_MESSAGE_BYTES * 4 // 3 + 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = (
+    limits.base64_size(POSTROOM_MAX_MESSAGE_BYTES) + limits.FORM_SLACK_BYTES
+)
 POSTROOM_WORKER_LEASE_SECONDS = env.env_int("WORKER_LEASE_SECONDS", 600)
 POSTROOM_WORKER_BATCH = env.env_int("WORKER_BATCH", 200)
 # Contacts: the largest CSV file an import accepts.

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-# The fields, multipart boundaries and part headers around the files; the same slack as
-# DATA_UPLOAD_MAX_MEMORY_SIZE leaves around an API send's base64.
+# The fields, multipart boundaries and part headers (or the JSON) around the files; also the
+# slack DATA_UPLOAD_MAX_MEMORY_SIZE leaves around an API send's base64.
 FORM_SLACK_BYTES = 1024 * 1024
 
 
