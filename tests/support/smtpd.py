@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import socket
 import ssl
 import threading
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.support.certs import IssuedCert
 
@@ -57,7 +58,7 @@ class SmtpdScript:
     require_tls_reply: str | None = None  # e.g. "530 5.7.0 Must issue a STARTTLS command first"
     users: Mapping[str, str] = field(default_factory=dict)  # login -> password
     offer_auth: bool = True
-    auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
+    auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")  # or "CRAM-MD5" (RFC 2195)
     auth_before_tls: bool = False  # advertise and accept AUTH on a plain-text connection
     auth_reply: str | None = None  # every AUTH gets this reply, e.g. "535 5.7.139 ..."
     auth_failure_reply: str = "535 5.7.8 Error: authentication failed: authentication failure"
@@ -247,6 +248,22 @@ class _ScriptedSMTP(SMTP):
             return
         await super()._handle_client()
 
+    async def auth_CRAM__MD5(self, _server: SMTP, args: list[str]) -> AuthResult:
+        """RFC 2195: the server sends a unique challenge; the client answers with its login
+        and the HMAC-MD5 of the challenge keyed by the password, never the password itself.
+        (aiosmtpd names the mechanism from the method: "__" becomes "-".)"""
+        challenge = f"<{uuid.uuid4().hex}@{self.hostname}>".encode()
+        answer = await self.challenge_auth(challenge)
+        if answer is MISSING:
+            return AuthResult(success=False, handled=True)  # "*" or bad base64: answered
+        assert isinstance(answer, bytes)
+        login, _, digest = answer.partition(b" ")
+        password = self._scripted.script.users.get(login.decode(errors="replace"), "")
+        expected = hmac.new(password.encode(), challenge, "md5").hexdigest().encode()
+        # The authenticator compares passwords: hand it the right one only when proven.
+        proven = password.encode() if password and hmac.compare_digest(digest, expected) else b""
+        return self._authenticate("CRAM-MD5", LoginPassword(login, proven))
+
     async def smtp_STARTTLS(self, arg: str) -> None:
         reply = self._scripted.script.starttls_reply
         if reply is not None and not arg:
@@ -345,7 +362,7 @@ class ScriptedSmtpServer:
         starttls_context = None
         if script.cert and script.offer_starttls and not script.implicit_tls:
             starttls_context = _server_tls_context(script.cert)
-        mechanisms = {"PLAIN", "LOGIN"}
+        mechanisms = {"PLAIN", "LOGIN", "CRAM-MD5"}
         smtp = _ScriptedSMTP(
             _Handler(self),
             server=self,
