@@ -7,8 +7,9 @@ body. So `compile_template` renders those once (headers through the `email` pack
 they are exactly what `build_message` writes), and `CompiledTemplate.render` only fills in what
 differs per recipient: the To header, Message-ID, Date, and the lines with merge fields.
 
-Per-recipient text goes through the ports in `postroom.mail.encoding`, which reproduce the
-`email` package's header folding and body encodings byte for byte. Body encodings are
+Per-recipient headers are folded by `postroom.mail.folding`, which `build_message` uses for the
+same headers (its contract), and bodies by `postroom.mail.encoding`, which reproduces the
+`email` package's body encodings byte for byte. Body encodings are
 line-local (7bit and quoted-printable encode each line on its own), so a line without merge
 fields is encoded once; only the choice of encoding looks at the whole body, through summed
 per-line statistics. The result is identical to `build_message` of the merged fields —

@@ -1,18 +1,35 @@
-"""Header folding, byte-identical to the `email` package (RFC 5322 §2.2.3, RFC 2047).
+"""Header folding for both message builders (RFC 5322 §2.2.3, RFC 2047): the contract.
 
-Folding one `To:` header through `email.headerregistry` costs 300-800 µs; the bulk renderer has
-≈ 50 µs for a whole message. So this module ports CPython 3.11's
-`email._header_value_parser._refold_parse_tree` and `_fold_as_ew` and
-`email._encoded_words.encode` step by step, on small stand-ins for the parser's token trees,
-plus shortcuts for the shapes that are common (a header that fits on its line). Its output is
-the package's — proven by tests/mail/test_encoding.py on a corpus and on random input. Inputs
-outside the modelled shapes fall back to the package itself. If a Python upgrade changes the
-package's folding, those tests fail: update the port, never the expectations.
+1. One folder per header, shared. `build_message` writes Subject, custom headers, a single To
+   mailbox, Message-ID and Date through this module (the `Folded…` values below make
+   `EmailMessage` call it), and the bulk renderer calls the same functions per recipient; what
+   the bulk renderer renders once per template (From, Reply-To, the MIME headers) both builders
+   leave to the `email` package. So a bulk message and its exact rebuild are byte-identical on
+   any Python, whatever its package does: tests/mail/test_bulk.py checks it on 3.11, 3.12 and
+   3.13 (`make test-pythons`).
+2. Every folded header reads back as its value: an unstructured value exactly (as an RFC 2047
+   §6.2 reader shows it, leading blanks aside); a mailbox as the same addr-spec and display
+   name, up to the blanks at a fold between two encoded words (RFC 2047 readers drop them,
+   the package's phrase parser keeps them; postroom.mail.structure compares the same way).
+   Lines stay within 76 characters wherever a blank or an encoded word allows it.
+3. Fast. Folding one `To:` header through `email.headerregistry` costs 300-800 µs; the bulk
+   renderer has ≈ 50 µs for a whole message. So this module ports the package's folder
+   (`email._header_value_parser._refold_parse_tree` and `_fold_as_ew`, and
+   `email._encoded_words.encode`) as CPython 3.11 and 3.12 have it, step by step, on small
+   stand-ins for the parser's token trees, plus shortcuts for the common shapes (a header
+   that fits on its line). CPython 3.13 reworked how a blank before an encoded word moves to
+   the next line, so there a few values fold differently from the package — and still read
+   back (2). Where the package folds as the port does, tests/mail/test_encoding.py checks
+   that the port writes the package's bytes wherever those read back; everywhere it checks (2).
 
-One deliberate difference, in `fold_unstructured`: where the package's folding of a Subject or
-custom header would not read back as the value (see there), the value is written as encoded
-words throughout. `FoldedHeader` makes `EmailMessage` fold those headers the same way, so the
-exact builder and the bulk renderer still agree byte for byte.
+Where the package would write something that does not read back, this module writes the
+value as encoded words throughout instead: an unstructured value the package would fold with
+a lost or doubled blank around an encoded word (`fold_unstructured`), or a long display name
+the package would unquote (`fold_mailbox`). Shapes the port does not model are folded by the
+package itself, and kept only when they read back.
+
+Text bodies follow another rule: `build_message` lets the running package encode them, so
+postroom.mail.encoding must equal that package byte for byte on every Python.
 """
 
 from __future__ import annotations
@@ -21,10 +38,11 @@ import base64
 import re
 import sys
 from datetime import datetime
+from email import policy as email_policy
 from email.headerregistry import Address as HeaderAddress
 from email.policy import EmailPolicy
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Self
 
 from postroom.mail.encoding import CRLF, MAX_LINE_LENGTH, POLICY
 
@@ -38,6 +56,7 @@ _Q_TABLE[ord(" ")] = "_"
 _OUR_EW = re.compile(r"=\?utf-8\?([qb])\?([^?]*)\?=")
 _Q_ESCAPE = re.compile(r"=([0-9A-F]{2})")
 _EW_CHROME = len("=?utf-8?q??=")  # RFC 2047 §2: the charset and markers around the text
+_READER = email_policy.default  # how a receiving program built on the package parses headers
 
 
 class _UnsupportedError(Exception):
@@ -387,8 +406,16 @@ def _decoded_value(name: str, folded: str) -> str | None:
 
 def _fold_all_encoded(name: str, value: str, maxlen: int) -> str:
     """The whole value as encoded words, blanks included, one or more per line."""
-    lines = [f"{name}: "]
-    text = value
+    return CRLF.join(_encoded_lines(f"{name}: ", value, maxlen)) + CRLF
+
+
+def _encoded_lines(start: str, text: str, maxlen: int) -> list[str]:
+    """`start`, then `text` as encoded words, each as long as its line allows.
+
+    The q encoding leaves only letters, digits and "-!*+/" as they are, so the words are valid
+    in a phrase too (RFC 2047 §5 (3)).
+    """
+    lines = [start]
     while text:
         room = maxlen - len(lines[-1])
         word = _longest_fitting_prefix(text[: max(room - _EW_CHROME, 0)], room)
@@ -399,7 +426,7 @@ def _fold_all_encoded(name: str, value: str, maxlen: int) -> str:
         text = text[len(word) :]
         if text:
             lines.append(" ")
-    return CRLF.join(lines) + CRLF
+    return lines
 
 
 class FoldedHeader(str):
@@ -407,18 +434,59 @@ class FoldedHeader(str):
 
     The email package keeps a header value that has a `name` and writes it with its `fold`
     (EmailPolicy.header_store_parse and _fold), so the exact builder folds these headers the
-    way the bulk renderer does.
+    way the bulk renderer does. The subclasses below do the same for the other headers the
+    bulk renderer writes per recipient.
     """
 
     name: str
 
-    def __new__(cls, name: str, value: str) -> FoldedHeader:
+    def __new__(cls, name: str, value: str) -> Self:
         header = super().__new__(cls, value)
         header.name = name
         return header
 
     def fold(self, *, policy: EmailPolicy[Any]) -> str:
         return fold_unstructured(self.name, str(self), policy=policy)
+
+
+class FoldedMailbox(FoldedHeader):
+    """One mailbox (To in a bulk message) that `EmailMessage` writes through `fold_mailbox`."""
+
+    display_name: str
+    addr_spec: str
+
+    def __new__(cls, name: str, display_name: str, addr_spec: str) -> Self:
+        username, _, domain = addr_spec.rpartition("@")  # (the value as msg[name] shows it)
+        header = super().__new__(cls, name, str(HeaderAddress(display_name, username, domain)))
+        header.display_name, header.addr_spec = display_name, addr_spec
+        return header
+
+    def fold(self, *, policy: EmailPolicy[Any]) -> str:
+        return fold_mailbox(self.name, self.display_name, self.addr_spec, policy=policy)
+
+
+class FoldedMessageId(FoldedHeader):
+    """A Message-ID that `EmailMessage` writes through `fold_message_id`."""
+
+    def __new__(cls, message_id: str) -> Self:
+        return super().__new__(cls, "Message-ID", message_id)
+
+    def fold(self, *, policy: EmailPolicy[Any]) -> str:
+        return fold_message_id(str(self), policy=policy)
+
+
+class FoldedDate(FoldedHeader):
+    """A Date that `EmailMessage` writes through `date_line`."""
+
+    date: datetime
+
+    def __new__(cls, date: datetime) -> Self:
+        header = super().__new__(cls, "Date", date_line(date)[len("Date: ") : -len(CRLF)])
+        header.date = date
+        return header
+
+    def fold(self, *, policy: EmailPolicy[Any]) -> str:
+        return date_line(self.date)
 
 
 def _short_fold_unstructured(name: str, value: str, maxlen: int) -> str | None:
@@ -564,7 +632,32 @@ def fold_mailbox(
         except _UnsupportedError:
             pass
     value = [HeaderAddress(display_name, addr_spec=addr_spec)]
-    return _package_fold(name, value, policy)
+    folded = _package_fold(name, value, policy)
+    if not display_name or _mailbox_reads_back(name, folded, display_name, addr_spec):
+        return folded
+    # The package splits a quoted display name too long for a line into its bare words, so
+    # "Doe, Jane (…)" reads back as two addresses (CPython 3.11-3.13): encode the name instead.
+    lines = _encoded_lines(f"{name}: ", display_name, maxlen)
+    angle_addr = f"<{addr_spec}>"
+    if len(lines[-1]) + 1 + len(angle_addr) <= maxlen:
+        lines[-1] += " " + angle_addr
+    else:
+        lines.append(" " + angle_addr)
+    return CRLF.join(lines) + CRLF
+
+
+def _mailbox_reads_back(name: str, folded: str, display_name: str, addr_spec: str) -> bool:
+    """Whether the package's parser reads `folded` as this one mailbox (blanks aside, see 2.)."""
+    unfolded = folded[len(name) + 1 :].replace(CRLF, "")
+    try:
+        addresses = _READER.header_factory(name, unfolded).addresses
+    except Exception:  # noqa: BLE001 - the parser can fail on what the folder wrote
+        return False
+    return (
+        len(addresses) == 1
+        and addresses[0].addr_spec == addr_spec
+        and "".join(addresses[0].display_name.split()) == "".join(display_name.split())
+    )
 
 
 def _fast_fold_mailbox(

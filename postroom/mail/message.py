@@ -5,10 +5,11 @@ about the wire format is decided here, once:
 
 * `email.message.EmailMessage` with `policy.SMTP` (CRLF, RFC 2047 encoded words, headers folded
   at 76 columns); `policy.SMTPUTF8` only when an address in a header has a UTF-8 local part;
-  Subject and custom headers are folded by postroom.mail.folding — the package's folding,
-  except where the package's output would not read back as written (it can drop the blank
-  between two encoded words: a long Greek subject loses a space). Address headers are folded by
-  the package as is; a non-ASCII display name longer than a line can meet the same fault;
+  Subject, custom headers, a single To mailbox, Message-ID and Date are folded by
+  postroom.mail.folding, as the bulk renderer folds them (see the contract there): the
+  package's folding, except where its output would not read back as written (it can drop the
+  blank between two encoded words: a long Greek subject loses a space). The other address
+  headers are folded by the package;
 * no CR, LF, NUL or other control character in any header text (ValidationError at enqueue);
 * custom headers only from an allow-list: a caller cannot forge Received, DKIM-Signature,
   Content-* or a second From, and cannot smuggle a Bcc into the headers;
@@ -38,7 +39,7 @@ from typing import Any
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import Address, normalize_address
 from postroom.mail.encoding import POLICY, POLICY_SMTPUTF8, choose_text_cte
-from postroom.mail.folding import FoldedHeader
+from postroom.mail.folding import FoldedDate, FoldedHeader, FoldedMailbox, FoldedMessageId
 from postroom.mail.header_text import (
     check_header_phrase,
     check_header_text,
@@ -451,14 +452,17 @@ def build_message(
     policy = POLICY_SMTPUTF8 if headers_utf8 else POLICY
 
     msg = EmailMessage(policy=policy)
+    to: Any = recipients.header_to
+    if len(to) == 1 and not headers_utf8:  # the shape the bulk renderer writes itself
+        to = FoldedMailbox("To", to[0].display_name, to[0].addr_spec)
     fields = ordered_headers(
         from_=[header_address(email.from_, sender.addr_spec)],
-        to=recipients.header_to,
+        to=to,
         cc=recipients.header_cc,
         reply_to=recipients.header_reply_to,
         subject=FoldedHeader("Subject", email.subject),
-        date=date,
-        message_id=message_id,
+        date=FoldedDate(date),
+        message_id=FoldedMessageId(message_id),
         headers=[(name, FoldedHeader(name, value)) for name, value in custom_headers],
     )
     for name, value in fields:

@@ -3,10 +3,11 @@
 `CompiledTemplate.render` never builds an EmailMessage; `build_message` always does. For every
 case below — non-ASCII names and subjects, folding, long lines, dots, lone CR/LF, quotes and
 commas, empty parts, IDN domains, merged values with line breaks or markup — the two must
-produce identical bytes. The expected message is built from the merge done here by plain string
-replacement, not by the renderer's own filler. (Where build_message's own folding differs from
-the raw `email` package — headers the package would fold so that they do not read back — see
-tests/mail/test_encoding.py.)
+produce identical bytes, on every supported Python (`make test-pythons`). The expected message
+is built from the merge done here by plain string replacement, not by the renderer's own filler.
+Both builders fold the headers the renderer fills in through postroom.mail.folding, so the
+identity does not depend on the running `email` package's folding (its contract, and the
+headers' reading back, are checked in tests/mail/test_encoding.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from postroom.core.errors import ValidationError
 from postroom.mail import bulk
 from postroom.mail.addresses import Address, normalize_address, parse_address
 from postroom.mail.bulk import CompiledTemplate, compile_template
+from postroom.mail.folding import date_line, fold_mailbox, fold_message_id, fold_unstructured
 from postroom.mail.merge import CompiledField, PlaceholderFiller
 from postroom.mail.message import OutgoingEmail, build_message
 
@@ -86,6 +88,7 @@ CASES = [
     Case("no name", to=Address("", "jane@example.net")),
     Case("long ascii name", to=Address("A Very Long Display Name " * 4, "x@example.net")),
     Case("long accented name", to=Address("Ünïcode Ünïcode " * 6, "u@example.net")),
+    Case("long quoted name", to=Address(f"Smith-Johnson, Alexandra ({'W' * 70})", "a@example.net")),
     Case("double blanks in name", to=Address("Jane  Doe", "jane@example.net")),
     Case("upper-case domain", to=Address("Jane", "Jane@EXAMPLE.net")),
     Case("idn domain", to=Address("Zoë", "zoe@bücher.example")),
@@ -249,6 +252,25 @@ def test_render_is_byte_identical_to_build_message(
     )
     assert rendered == expected
     _assert_wire_format(rendered)
+
+
+def test_build_message_folds_what_render_fills_in_with_the_same_functions() -> None:
+    # Why the identity above holds on any Python: these lines do not come from the package.
+    to = Address(f"Smith-Johnson, Alexandra ({'W' * 70})", "a@example.net")  # the package
+    subject = "Η παραγγελία σας έχει αποσταλεί και θα παραδοθεί την Τρίτη το πρωί στη διεύθυνσή σας"
+    email_fields = OutgoingEmail(
+        from_=SENDER, to=[to], subject=subject, text="x\n", headers={"X-Campaign": "Été 2025"}
+    )
+    raw = build_message(email_fields, message_id=MESSAGE_ID, date=DATE).raw
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii") + "\r\n"
+    for line in (
+        fold_mailbox("To", to.display_name, to.addr_spec),  # (the package unquotes this name)
+        fold_unstructured("Subject", subject),
+        date_line(DATE),
+        fold_message_id(MESSAGE_ID),
+        fold_unstructured("X-Campaign", "Été 2025"),
+    ):
+        assert line in head
 
 
 def _assert_wire_format(raw: bytes) -> None:

@@ -1,20 +1,26 @@
-"""The fast encoders against the `email` package itself, byte for byte.
+"""The fast encoders against the `email` package itself, and the folding contract.
 
 postroom.mail.folding and postroom.mail.encoding re-implement the package's header folding and
-text-body encodings so that bulk mail can be rendered in tens of microseconds. These tests are
-the proof that the ports say exactly what the package says: on hand-picked tricky inputs and on
-a few thousand seeded random ones. The one deliberate difference — unstructured headers the
-package folds so that they do not read back as written (lost or doubled blanks around encoded
-words, or encoded words glued to text) — is checked separately: there the output must read
-back exactly.
+text-body encodings so that bulk mail can be rendered in tens of microseconds. What each must
+prove differs (see folding's docstring for the contract):
+
+* Text bodies: `build_message` lets the running package encode them, so the port must write
+  exactly the package's bytes, on every Python.
+* Headers: both builders fold them through postroom.mail.folding, so on every Python they must
+  read back as the value given. Where the package folds as the port does (CPython 3.11, 3.12),
+  the port must also write the package's bytes wherever those read back; the package's faults
+  (lost or doubled blanks around encoded words, encoded words glued to text, a long quoted
+  name unquoted) are where it deliberately writes encoded words instead.
 """
 
 from __future__ import annotations
 
 import email
 import email.quoprimime
+import inspect
 import random
 from datetime import UTC, datetime, timedelta, timezone
+from email import _header_value_parser
 from email.headerregistry import Address as HeaderAddress
 from email.message import MIMEPart
 from email.utils import format_datetime
@@ -24,6 +30,14 @@ import pytest
 from postroom.mail import encoding, folding
 from postroom.mail.encoding import POLICY, choose_text_cte, encode_text_body, qp_encode_line
 from postroom.mail.folding import date_line, fold_mailbox, fold_message_id, fold_unstructured
+
+# Whether the running package folds as the port does: 3.13's _fold_as_ew carries the blanks
+# before an encoded word to the next line itself (its leading_whitespace), and folds a few
+# values otherwise. Checked by the folder's shape, not the version: a patch release may
+# backport it.
+PACKAGE_FOLDS_AS_PORTED = (
+    "leading_whitespace" not in inspect.signature(_header_value_parser._fold_as_ew).parameters
+)
 
 # Characters that exercise every branch: blanks of all kinds, RFC 5322 specials, quotes and
 # backslashes, multi-byte UTF-8 (2, 3 and 4 bytes), words too long for a line.
@@ -56,6 +70,35 @@ def _package_reads_back(name: str, value: str, folded: str) -> bool:
     if folding._LOOKS_ENCODED.search(value):
         return False  # the package writes it as typed, and readers decode it
     return "=?" not in folded or folding._decoded_value(name, folded) == value.lstrip(" \t")
+
+
+def _assert_unstructured_reads_back(folded: str, value: str) -> None:
+    assert _read_back(folded).lstrip() == value.lstrip(), value
+    assert max(len(line) for line in folded.split("\r\n")) <= 76, folded
+
+
+def _read_mailboxes(folded: str) -> list[tuple[str, str]]:
+    message = email.message_from_string(folded + "\r\n", policy=email.policy.default)
+    header = message[folded.split(":", 1)[0]]
+    return [(address.display_name, address.addr_spec) for address in header.addresses]
+
+
+def _assert_mailbox_reads_back(folded: str, display_name: str, addr_spec: str) -> None:
+    """One mailbox, the same addr-spec and display name; blanks may differ only at a fold
+    between two encoded words (the package's phrase parser keeps the fold's blank there)."""
+    [(read_name, read_addr_spec)] = _read_mailboxes(folded)
+    assert read_addr_spec == addr_spec, folded
+    if "?=\r\n =?" in folded:
+        assert "".join(read_name.split()) == "".join(display_name.split()), folded
+    else:
+        assert read_name == display_name, folded
+
+
+def _assert_folds_as_the_package(ours: str, theirs: str, *, package_reads_back: bool) -> None:
+    # Where the running package folds as the port does, the port is that folder: same bytes
+    # wherever the package's own bytes read back (elsewhere the port writes encoded words).
+    if PACKAGE_FOLDS_AS_PORTED and package_reads_back:
+        assert ours == theirs
 
 
 SUBJECTS = [
@@ -109,19 +152,33 @@ ADDRESSES = [
 
 
 @pytest.mark.parametrize("value", SUBJECTS)
-def test_subjects_fold_exactly_as_the_email_package(value: str) -> None:
-    expected = _package_unstructured("Subject", value)
-    if _package_reads_back("Subject", value, expected):
-        assert fold_unstructured("Subject", value) == expected
-    assert _read_back(fold_unstructured("Subject", value)).lstrip() == value.lstrip()
+def test_subjects_read_back_exactly_and_fold_as_the_ported_package(value: str) -> None:
+    ours, theirs = fold_unstructured("Subject", value), _package_unstructured("Subject", value)
+    _assert_unstructured_reads_back(ours, value)
+    _assert_folds_as_the_package(
+        ours, theirs, package_reads_back=_package_reads_back("Subject", value, theirs)
+    )
 
 
 @pytest.mark.parametrize("display_name", NAMES)
 @pytest.mark.parametrize("addr_spec", ADDRESSES)
-def test_mailboxes_fold_exactly_as_the_email_package(display_name: str, addr_spec: str) -> None:
-    assert fold_mailbox("To", display_name, addr_spec) == _package_mailbox(
-        "To", display_name, addr_spec
+def test_mailboxes_read_back_and_fold_as_the_ported_package(
+    display_name: str, addr_spec: str
+) -> None:
+    ours = fold_mailbox("To", display_name, addr_spec)
+    theirs = _package_mailbox("To", display_name, addr_spec)
+    _assert_mailbox_reads_back(ours, display_name, addr_spec)
+    _assert_folds_as_the_package(
+        ours, theirs, package_reads_back=_mailbox_reads_back(theirs, display_name, addr_spec)
     )
+
+
+def _mailbox_reads_back(folded: str, display_name: str, addr_spec: str) -> bool:
+    try:
+        _assert_mailbox_reads_back(folded, display_name, addr_spec)
+    except Exception:  # (the package's parser can also fail on what its folder wrote)
+        return False
+    return True
 
 
 def test_the_fast_paths_handle_the_common_names_without_the_package() -> None:
@@ -134,18 +191,17 @@ def test_the_fast_paths_handle_the_common_names_without_the_package() -> None:
         folding._fast_fold_unstructured("Subject", subject, 76)
 
 
-def test_random_unstructured_values_fold_as_the_package_or_read_back_exactly() -> None:
+def test_random_unstructured_values_read_back_exactly() -> None:
     rng = random.Random(5322)
     deviations = 0
     for _ in range(2000):
         value = _random_text(rng, 30)
         ours, theirs = fold_unstructured("Subject", value), _package_unstructured("Subject", value)
-        assert _read_back(ours).lstrip() == value.lstrip(), value
-        if _package_reads_back("Subject", value, theirs):
-            assert ours == theirs, value
-        else:
-            deviations += 1
-        # The shortcut and the whole-tree port agree with each other as well.
+        _assert_unstructured_reads_back(ours, value)
+        package_reads_back = _package_reads_back("Subject", value, theirs)
+        _assert_folds_as_the_package(ours, theirs, package_reads_back=package_reads_back)
+        deviations += not package_reads_back
+        # The shortcut and the whole-tree port agree with each other as well (any Python).
         if "=?" not in value:
             try:
                 tree = folding._tree_fold_unstructured("Subject", value)
@@ -156,29 +212,42 @@ def test_random_unstructured_values_fold_as_the_package_or_read_back_exactly() -
     assert deviations < 150  # the package's faults are the exception, not the rule
 
 
-def test_random_mailboxes_fold_exactly_as_the_package() -> None:
+def test_random_mailboxes_read_back() -> None:
     rng = random.Random(2047)
     for _ in range(2000):
         display_name = " ".join(_random_text(rng, 12).split())
         addr_spec = rng.choice(ADDRESSES)
-        assert fold_mailbox("To", display_name, addr_spec) == _package_mailbox(
-            "To", display_name, addr_spec
-        ), display_name
+        ours = fold_mailbox("To", display_name, addr_spec)
+        _assert_mailbox_reads_back(ours, display_name, addr_spec)
+        theirs = _package_mailbox("To", display_name, addr_spec)
+        _assert_folds_as_the_package(
+            ours, theirs, package_reads_back=_mailbox_reads_back(theirs, display_name, addr_spec)
+        )
 
 
-def test_a_greek_subject_keeps_the_blank_the_package_loses() -> None:
+def test_a_greek_subject_keeps_every_blank() -> None:
     subject = "Η παραγγελία σας έχει αποσταλεί και θα παραδοθεί την Τρίτη το πρωί στη διεύθυνσή σας"
-    assert _read_back(_package_unstructured("Subject", subject)) != subject  # CPython's fault
-    folded = fold_unstructured("Subject", subject)
-    assert _read_back(folded) == subject
+    if PACKAGE_FOLDS_AS_PORTED:  # why folding writes its own: CPython 3.11 and 3.12 lose one
+        assert _read_back(_package_unstructured("Subject", subject)) != subject
+    _assert_unstructured_reads_back(fold_unstructured("Subject", subject), subject)
+
+
+def test_a_quoted_name_longer_than_a_line_reads_back_as_one_mailbox() -> None:
+    # The package (3.11 to 3.13 at least) drops the quotes of a display name it must split,
+    # and "Smith-Johnson, …" reads back as two addresses.
+    name = "Smith-Johnson, Alexandra Katharina (Head of Procurement, Northern Europe Division)"
+    folded = fold_mailbox("To", name, "alexandra@example.com")
+    _assert_mailbox_reads_back(folded, name, "alexandra@example.com")
     assert max(len(line) for line in folded.split("\r\n")) <= 76
 
 
 @pytest.mark.parametrize("length", [10, 40, 64, 65, 70, 75, 76, 90, 200])
-def test_message_ids_fold_exactly_as_the_package(length: int) -> None:
+def test_message_ids_read_back_and_fold_as_the_ported_package(length: int) -> None:
     message_id = "<" + "a" * 32 + "@" + ("d" * length)[: max(length - 4, 1)] + ".com>"
-    expected = POLICY.header_factory("Message-ID", message_id).fold(policy=POLICY)
-    assert fold_message_id(message_id) == expected
+    ours = fold_message_id(message_id)
+    assert _read_back(ours).strip() == message_id
+    theirs = POLICY.header_factory("Message-ID", message_id).fold(policy=POLICY)
+    _assert_folds_as_the_package(ours, theirs, package_reads_back=True)
 
 
 @pytest.mark.parametrize(
