@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     # For its bundled Swagger UI files: the API docs must load without the internet.
     "ninja",
     "postroom.core",
+    "postroom.audit",
     "postroom.accounts",
     "postroom.company",
     "postroom.outbox",
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "postroom.contacts",
     "postroom.webhooks",
     "postroom.web",
+    "postroom.runtime",
     # Counts failed logins and locks (postroom.accounts.lockouts).
     "axes",
 ]

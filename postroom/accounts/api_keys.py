@@ -28,7 +28,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from postroom.accounts.models import ApiKey, ApiScope, User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.core.errors import (
     NotFoundError,
     PermissionDeniedError,

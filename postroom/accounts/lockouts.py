@@ -25,7 +25,7 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from postroom.accounts.models import User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.core.errors import ValidationError
 
 

@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from postroom.accounts.client_address import client_address
 from postroom.accounts.lockouts import lockout_find
 from postroom.accounts.models import User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 
 
 def _refused_by_lock(request: HttpRequest) -> bool:

@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 from postroom.accounts import selectors
 from postroom.accounts.models import Role, User
 from postroom.accounts.user_email import email_change_request, user_email_holder_check
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.core.errors import PermissionDeniedError, ValidationError
 from postroom.mail.header_text import check_header_phrase
 
@@ -99,7 +99,7 @@ def user_password_generate() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
 
 
-# Audit, in the audit log's convention (postroom.company.audit): changes are keyed by the
+# Audit, in the audit log's convention (postroom.audit.services): changes are keyed by the
 # field's label; a plain value for a new user, {"from", "to"} for an edit, and for the
 # password only {"changed": True, "secret": ...}: its value never reaches the log.
 

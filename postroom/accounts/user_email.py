@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 
 from postroom.accounts import selectors
 from postroom.accounts.models import User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.core.errors import PostroomError, ValidationError
 
 # Long enough to read the mail tomorrow morning, short enough that an old link found in a

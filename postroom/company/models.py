@@ -106,23 +106,3 @@ class Company(models.Model):
     @property
     def is_smtp_configured(self) -> bool:
         return bool(self.smtp_host and self.smtp_port)
-
-
-class AuditEntry(models.Model):
-    """Who changed what, when. Secret fields are recorded as "changed", never their value."""
-
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_name = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=60)
-    subject = models.CharField(max_length=200, blank=True)
-    changes = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        verbose_name_plural = "audit entries"
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.subject}"

@@ -7,20 +7,23 @@ never put in an exception or the audit log, and never returned.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 
-from postroom.accounts.models import User
+from postroom.audit.services import audit_record
 from postroom.company import validation
-from postroom.company.audit import audit_record
 from postroom.company.models import AuthMethod, Company, SendAsPolicy, TlsMode
 from postroom.company.presets import preset_get
 from postroom.company.selectors import company_get
 from postroom.core.errors import SecretKeyError, ValidationError
 from postroom.core.secrets import secret_decrypt, secret_encrypt
+
+if TYPE_CHECKING:  # for annotations only: the accounts app sits above this one
+    from postroom.accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -200,10 +203,12 @@ def company_smtp_update(
 def _sender_email_owner_check(address: str) -> None:
     # Mail an API client sends "from" this address must be the company's, not a user's (whose
     # Outbox and .eml downloads would then hold it).
-    owner = User.objects.filter(email__iexact=address).first() if address else None
+    # Users through the auth user model: the company app sits below the one that defines it.
+    users = get_user_model().objects.filter(email__iexact=address)
+    owner = users.first() if address else None
     if owner is not None:
         raise ValidationError(
-            f"{address} is the address of the user {owner.name}. The company needs an address "
+            f"{address} is the address of the user {owner}. The company needs an address "
             "of its own (such as office@ or info@), so that mail from the company is never "
             "filed as that user's.",
             field="sender_email",

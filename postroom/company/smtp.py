@@ -6,7 +6,8 @@ This is where the stored password is decrypted: at the last moment, into a
 
 from __future__ import annotations
 
-from postroom.accounts.models import User
+from django.contrib.auth import get_user_model
+
 from postroom.company.models import Company
 from postroom.core.errors import ConfigurationError
 from postroom.core.secrets import secret_decrypt
@@ -54,8 +55,10 @@ def company_sender_addresses(company: Company) -> list[str]:
 
     Distinct, ignoring case (Alice@x and alice@x are one mailbox in practice).
     """
+    # Users through the auth user model: the company app sits below the one that defines it.
     candidates = [company.sender_email] + list(
-        User.objects.filter(is_active=True)
+        get_user_model()
+        .objects.filter(is_active=True)
         .exclude(email="")
         .order_by("username")
         .values_list("email", flat=True)

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from postroom.accounts.models import User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.contacts.compose import MERGE_FIELDS
 from postroom.contacts.models import EmailTemplate
 from postroom.core.errors import NotFoundError, PermissionDeniedError, ValidationError

@@ -40,7 +40,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from postroom.accounts.models import User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.contacts import import_plan, import_store, import_threads, importing
 from postroom.contacts.import_plan import ExistingContact
 from postroom.contacts.import_threads import (

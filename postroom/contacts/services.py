@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from postroom.accounts.models import Role, User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.contacts import fields
 from postroom.contacts.models import Contact, Organization, Tag
 from postroom.core.errors import PermissionDeniedError, ValidationError
@@ -52,7 +52,7 @@ def consent_default_source(actor: User | None) -> str:
     return f"entered by {actor.get_username()}" if actor is not None else "entered in Postroom"
 
 
-# Audit: by the audit log's convention (postroom.company.audit), values for a new record,
+# Audit: by the audit log's convention (postroom.audit.services), values for a new record,
 # {"from", "to"} for a change. Values must be JSON: dates and related rows become text.
 
 

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from postroom.accounts.models import User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.core.errors import PermissionDeniedError
 from postroom.inbox.mime import MessageSummary, message_summarize
 from postroom.inbox.models import CapturedMessage

@@ -430,20 +430,13 @@ def _same_for_all(
 
 
 async def run_worker(options: WorkerOptions, *, stop: asyncio.Event) -> None:
-    """Run a worker (and the webhook dispatcher) until `stop` is set.
-
-    Enqueues from any process wake it (wake.py); the webhook dispatcher delivers the events
-    the worker's state changes write, in the same process.
-    """
+    """Run a worker until `stop` is set. Enqueues from any process wake it (wake.py)."""
     from postroom.outbox.routing import delivery_route
-    from postroom.webhooks.dispatcher import run_webhook_dispatcher
 
     worker = Worker(options, route=delivery_route)
     listener = wake.WakeListener(worker.wake)
     await listener.start()
     running = asyncio.create_task(worker.run(), name="worker")
-    webhooks_stop = asyncio.Event()
-    webhooks = asyncio.create_task(run_webhook_dispatcher(stop=webhooks_stop), name="webhooks")
     stopping = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -451,7 +444,4 @@ async def run_worker(options: WorkerOptions, *, stop: asyncio.Event) -> None:
         await running
     finally:
         stopping.cancel()
-        webhooks_stop.set()
-        # Requests in flight finish (10 s at most each) and are recorded.
-        await webhooks
         await listener.stop()

@@ -20,7 +20,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from postroom.accounts.models import User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.core.errors import ValidationError
 from postroom.core.secrets import secret_encrypt
 from postroom.outbox.models import Event, EventKind

@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings
 
 from postroom.accounts import lockouts
 from postroom.accounts.lockouts import LockoutKind, lock_end
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from tests.accounts.factories import PASSWORD, user_make
 
 NOON = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)

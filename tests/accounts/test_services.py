@@ -11,7 +11,7 @@ from django.db import IntegrityError
 
 from postroom.accounts import services
 from postroom.accounts.models import Role, User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.core.errors import PermissionDeniedError, ValidationError
 from tests.accounts.factories import PASSWORD, admin_make, user_make
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from postroom.accounts.models import ApiScope
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.contacts.models import Contact
 from tests.api.conftest import ApiClient, KeyMaker
 

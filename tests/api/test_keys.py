@@ -19,7 +19,7 @@ from postroom.accounts.api_keys import (
     api_key_revoke,
 )
 from postroom.accounts.models import ApiKey, ApiScope, User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.core.errors import ValidationError
 from postroom.outbox.models import Message
 from tests.api.conftest import ApiClient, KeyMaker

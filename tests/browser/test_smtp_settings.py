@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
 from postroom.accounts.models import User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.company.selectors import company_get
 from postroom.company.services import SMTP_UPDATED
 from postroom.core.secrets import secret_decrypt

@@ -10,8 +10,10 @@ from cryptography.fernet import Fernet
 from django.test import override_settings
 
 from postroom.accounts.models import Role, User
-from postroom.company.audit import audit_change_lines, audit_record
-from postroom.company.models import AuditEntry, Company
+from postroom.audit.models import AuditEntry
+from postroom.audit.selectors import audit_change_lines
+from postroom.audit.services import audit_record
+from postroom.company.models import Company
 from postroom.company.selectors import company_get
 from postroom.company.services import SMTP_UPDATED, company_smtp_update, company_verify_secrets
 from postroom.core.errors import SecretKeyError, ValidationError

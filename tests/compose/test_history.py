@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from postroom.accounts.models import Role, User
-from postroom.company.models import AuditEntry, Company
+from postroom.audit.models import AuditEntry
+from postroom.company.models import Company
 from postroom.contacts.compose import compose_send
 from postroom.contacts.compose_selectors import (
     compose_contact_search,

@@ -11,7 +11,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.contacts import import_jobs, import_store, import_threads, services
 from postroom.contacts.models import Contact, ImportJob, ImportStatus, Organization, Tag
 from postroom.core.errors import ValidationError

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from postroom.accounts.models import Role
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.contacts import fields, selectors, services
 from postroom.contacts.models import Contact, Organization
 from postroom.contacts.selectors import ContactFilters

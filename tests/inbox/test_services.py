@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.core.errors import NotFoundError, PermissionDeniedError
 from postroom.inbox import selectors, services
 from postroom.inbox.models import CapturedMessage

@@ -10,7 +10,7 @@ from pytest_django.fixtures import Settings
 
 from postroom.accounts.api_keys import api_key_hash
 from postroom.accounts.models import ApiKey, User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.company.selectors import company_get
 from tests.accounts.factories import admin_make, user_make
 

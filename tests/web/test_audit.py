@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from postroom.accounts.models import Role, User
-from postroom.company.audit import audit_record
+from postroom.audit.services import audit_record
 from postroom.company.services import company_smtp_update
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,8 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
 from postroom.accounts.models import Role, User
-from postroom.company.models import AuditEntry, Company
+from postroom.audit.models import AuditEntry
+from postroom.company.models import Company
 from postroom.company.selectors import company_get
 from postroom.company.services import company_smtp_update
 from postroom.core.secrets import secret_decrypt

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from postroom.accounts.models import Role, User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.company.selectors import company_get
 from postroom.company.services import SMTP_UPDATED, company_smtp_update
 from postroom.company.smtp import company_smtp_config

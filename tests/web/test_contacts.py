@@ -16,7 +16,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import Role, User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.contacts import import_threads, services
 from postroom.contacts.models import Contact, ImportJob, ImportStatus, Organization
 from tests.accounts.factories import user_make

@@ -22,7 +22,7 @@ from postroom.accounts import user_email
 from postroom.accounts.api_keys import api_key_create
 from postroom.accounts.models import ApiScope, Role, User
 from postroom.accounts.services import user_update
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.company.selectors import company_get
 from postroom.company.services import company_smtp_update
 from postroom.core.errors import ValidationError

@@ -15,7 +15,7 @@ from pytest_django.fixtures import Settings
 from postroom.accounts import services
 from postroom.accounts.api_keys import api_key_create
 from postroom.accounts.models import ApiScope, Role, User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from tests.accounts.factories import PASSWORD, admin_make, user_make
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from tests.accounts.factories import PASSWORD, admin_make, user_make
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from postroom.accounts.models import User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.core.secrets import secret_decrypt
 from postroom.webhooks.delivery import events_fan_out
 from postroom.webhooks.models import Delivery, DeliveryStatus, Endpoint

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from postroom.accounts.models import User
-from postroom.company.models import AuditEntry
+from postroom.audit.models import AuditEntry
 from postroom.core.errors import ValidationError
 from postroom.core.secrets import secret_encrypt
 from postroom.webhooks import signing

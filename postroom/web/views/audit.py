@@ -9,7 +9,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from postroom.accounts.permissions import administrator_required
-from postroom.company.audit import audit_action_list, audit_change_lines, audit_entry_list
+from postroom.audit.selectors import audit_action_list, audit_change_lines, audit_entry_list
 
 # A page of 50 rows reads comfortably and keeps the query and the HTML small.
 ENTRIES_PER_PAGE = 50

@@ -1,4 +1,5 @@
-"""`postroom worker`: deliver the outbox. Stops gracefully on SIGTERM or SIGINT."""
+"""`postroom worker`: deliver the outbox and its webhook events. Stops gracefully on SIGTERM
+or SIGINT."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import asyncio
 import signal
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from postroom.company.services import company_verify_secrets
 from postroom.core.errors import SecretKeyError
-from postroom.outbox.worker import WorkerOptions, default_worker_name, run_worker
+from postroom.outbox.worker import WorkerOptions, default_worker_name
+from postroom.runtime.background import run_background
 
 
 class Command(BaseCommand):
@@ -24,7 +27,12 @@ class Command(BaseCommand):
             default=WorkerOptions.concurrency,
             help="sender tasks; the company's maximum connections caps the sessions",
         )
-        parser.add_argument("--batch", type=int, default=200, help="messages claimed at once")
+        parser.add_argument(
+            "--batch",
+            type=int,
+            default=settings.POSTROOM_WORKER_BATCH,
+            help="messages claimed at once (POSTROOM_WORKER_BATCH)",
+        )
 
     def handle(self, *args: Any, name: str, concurrency: int, batch: int, **options: Any) -> None:
         try:
@@ -38,7 +46,7 @@ class Command(BaseCommand):
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            await run_worker(worker_options, stop=stop)
+            await run_background(worker_options, stop=stop)
 
         self.stdout.write(f"Worker {name} started.")
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

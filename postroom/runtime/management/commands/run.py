@@ -20,7 +20,8 @@ from postroom.accounts.services import user_ensure_first_admin
 from postroom.company.services import company_verify_secrets
 from postroom.core.errors import ConfigurationError, SecretKeyError
 from postroom.inbox.server import CaptureServer
-from postroom.outbox.worker import WorkerOptions, default_worker_name, run_worker
+from postroom.outbox.worker import WorkerOptions, default_worker_name
+from postroom.runtime.background import run_background
 
 
 class Command(BaseCommand):
@@ -111,7 +112,10 @@ class _WorkerThread(threading.Thread):
             self._loop = asyncio.get_running_loop()
             self._stop_event = asyncio.Event()
             self._ready.set()
-            await run_worker(WorkerOptions(name=default_worker_name()), stop=self._stop_event)
+            options = WorkerOptions(
+                name=default_worker_name(), batch_size=settings.POSTROOM_WORKER_BATCH
+            )
+            await run_background(options, stop=self._stop_event)
 
         asyncio.run(main())
 
