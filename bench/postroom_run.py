@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace, data_dir: Path, result: dict[str, Any]) -> No
 
     from postroom.company.services import company_smtp_update
     from postroom.company.validation import MAX_CONNECTIONS
-    from postroom.outbox.services import server_pause, server_resume
+    from postroom.outbox.pauses import server_pause, server_resume
 
     call_command("migrate", verbosity=0, interactive=False)
     company_smtp_update(
@@ -241,14 +241,14 @@ def _enqueuer(how: str) -> _Enqueuer:
     validated, bytes built by postroom.mail.message, row committed.
     raw: `message_enqueue_raw` with ready bytes, as send_mail and the SMTP listener do.
     """
-    from postroom.outbox import services
+    from postroom.outbox import enqueue
     from postroom.outbox.models import Lane, Source
 
     if how == "raw":
         rendered = corpus.PreRendered()
 
         def one_raw(index: int) -> None:
-            services.message_enqueue_raw(
+            enqueue.message_enqueue_raw(
                 envelope_from=corpus.SENDER,
                 recipients=[corpus.recipient(index)],
                 raw=rendered.message(index),
@@ -289,7 +289,7 @@ def _enqueuer(how: str) -> _Enqueuer:
         )
 
     def one_typed(index: int) -> None:
-        services.message_enqueue(
+        enqueue.message_enqueue(
             email=OutgoingEmail(
                 from_=sender,
                 to=[Address("", corpus.recipient(index))],

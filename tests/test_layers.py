@@ -46,9 +46,9 @@ def app_graph() -> dict[str, set[str]]:
         targets = graph.setdefault(app, set())
         for module in _imports(ast.parse(path.read_text(), str(path))):
             names = module.split(".")
-            if names[0] == "postroom" and len(names) > 1 and names[1] != app:
-                if (PACKAGE / names[1]).is_dir():
-                    targets.add(names[1])
+            is_other_app = names[0] == "postroom" and len(names) > 1 and names[1] != app
+            if is_other_app and (PACKAGE / names[1]).is_dir():
+                targets.add(names[1])
     return graph
 
 

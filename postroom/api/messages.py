@@ -49,9 +49,10 @@ from postroom.mail.addresses import Address, parse_address
 from postroom.mail.header_text import check_header_phrase, reject_control_characters
 from postroom.mail.message import Attachment, OutgoingEmail
 from postroom.mail.templating import merge_root_check, template_compile
+from postroom.outbox.actions import message_cancel
+from postroom.outbox.enqueue import MAX_IDEMPOTENCY_KEY, message_enqueue
 from postroom.outbox.models import Lane, Message, Recipient, Source
 from postroom.outbox.send_as import SenderChoice, sender_choice
-from postroom.outbox.services import MAX_IDEMPOTENCY_KEY, message_cancel, message_enqueue
 
 router = Router(tags=["Messages"])
 CURSOR_KIND = "m1"

@@ -36,9 +36,9 @@ from postroom.mail.header_text import check_header_text
 from postroom.mail.html import html_document, html_is_blank, html_sanitize, html_to_text
 from postroom.mail.message import Attachment, OutgoingEmail, build_message, new_message_id
 from postroom.mail.templating import CompiledTemplate, template_compile
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, Source
 from postroom.outbox.send_as import SenderChoice, sender_choice, user_address
-from postroom.outbox.services import message_enqueue
 
 # The merge fields of Contact Email: what `{{ contact.… }}`, `{{ user.… }}` and
 # `{{ company.… }}` may name.

@@ -25,8 +25,8 @@ from postroom.company.selectors import company_get
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import new_message_id
+from postroom.outbox.enqueue import message_enqueue_raw
 from postroom.outbox.models import Lane, Message, Source
-from postroom.outbox.services import message_enqueue_raw
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from postroom.outbox.models import (
     RecipientKind,
     Source,
 )
-from postroom.outbox.services import retry_policy
+from postroom.outbox.retry import retry_policy
 
 # Rows per INSERT: large enough to amortise the round trip, small enough for SQLite's
 # limit on bound parameters (32,766 since 3.32) with a dozen columns.

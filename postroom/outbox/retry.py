@@ -35,3 +35,15 @@ class RetryPolicy:
         if when > expires_at:
             return None
         return when
+
+
+def retry_policy() -> RetryPolicy:
+    """The policy the settings give (POSTROOM_RETRY_*). Settings are read here, at call time,
+    so the rest of this module stays pure."""
+    from django.conf import settings
+
+    return RetryPolicy(
+        first_delay=dt.timedelta(seconds=settings.POSTROOM_RETRY_FIRST_SECONDS),
+        max_delay=dt.timedelta(seconds=settings.POSTROOM_RETRY_MAX_SECONDS),
+        give_up_after=dt.timedelta(seconds=settings.POSTROOM_RETRY_GIVE_UP_SECONDS),
+    )

@@ -33,10 +33,11 @@ from postroom.mail.bulk import CompiledTemplate
 from postroom.mail.classify import PauseScope
 from postroom.mail.outcome import DeliveryOutcome, Envelope
 from postroom.mail.pool import ConnectionPool
-from postroom.outbox import bulk, services, wake
+from postroom.outbox import bulk, claim, pauses, record, wake
+from postroom.outbox.claim import ClaimedMessage
 from postroom.outbox.models import Classification
+from postroom.outbox.record import MessageResult, RecipientResult
 from postroom.outbox.routing import DeliveryRoute
-from postroom.outbox.services import ClaimedMessage, MessageResult, RecipientResult
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class Worker:
             if is_woken or now - route_read_at >= SETTINGS_REFRESH_SECONDS:
                 route = await self._in_db(self._route_source)
                 await self._use_route(route)
-                self._is_paused = await self._in_db(services.server_is_paused, server=route.server)
+                self._is_paused = await self._in_db(pauses.server_is_paused, server=route.server)
                 route_read_at = now
             if self._is_paused:
                 is_woken = await self._sleep(IDLE_WAKE_SECONDS)
@@ -184,7 +185,7 @@ class Worker:
             batch: list[ClaimedMessage] = []
             if has_room or is_woken:
                 batch = await self._in_db(
-                    services.message_claim_batch,
+                    claim.message_claim_batch,
                     worker=self.options.name,
                     limit=self.options.batch_size,
                     transactional_only=not has_room,
@@ -195,7 +196,7 @@ class Worker:
                 is_woken = False
                 continue
             if has_room:
-                next_due = await self._in_db(services.message_next_due_at)
+                next_due = await self._in_db(claim.message_next_due_at)
                 timeout = _seconds_until(next_due, cap=IDLE_WAKE_SECONDS)
             else:
                 timeout = IDLE_WAKE_SECONDS
@@ -231,7 +232,7 @@ class Worker:
             if message is not None:
                 leftovers.append(message)
         if leftovers:
-            await self._in_db(services.message_release, messages=leftovers)
+            await self._in_db(claim.message_release, messages=leftovers)
 
     # -- senders --------------------------------------------------------------------------
 
@@ -311,7 +312,7 @@ class Worker:
             )
             first = outcome.recipients[0]
             await self._in_db(
-                services.sender_refusal_record,
+                pauses.sender_refusal_record,
                 address=message.envelope_from,
                 server=route.server,
                 code=first.code,
@@ -330,7 +331,7 @@ class Worker:
             self._is_paused = True
             code = next((item.code for item in outcome.recipients if item.code), None)
             await self._in_db(
-                services.server_pause,
+                pauses.server_pause,
                 server=route.server,
                 code=code,
                 reason=outcome.pause_reason,
@@ -371,7 +372,7 @@ class Worker:
                 continue
             try:
                 await self._in_db(
-                    services.delivery_record,
+                    record.delivery_record,
                     results=[result for result, _ in batch],
                     worker=self.options.name,
                 )

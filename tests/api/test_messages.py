@@ -12,13 +12,9 @@ import pytest
 from django.utils import timezone
 
 from postroom.accounts.models import User
+from postroom.outbox.claim import message_claim_batch
 from postroom.outbox.models import Classification, Message, MessageStatus, Recipient
-from postroom.outbox.services import (
-    MessageResult,
-    RecipientResult,
-    delivery_record,
-    message_claim_batch,
-)
+from postroom.outbox.record import MessageResult, RecipientResult, delivery_record
 from tests.api.conftest import ApiClient, KeyMaker
 
 pytestmark = pytest.mark.django_db

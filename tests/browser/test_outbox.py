@@ -22,8 +22,8 @@ from postroom.inbox.models import CapturedMessage
 from postroom.inbox.server import CaptureServer
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, MessageStatus, Source
-from postroom.outbox.services import message_enqueue
 from tests.browser.site import main_nav
 from tests.outbox.worker_harness import running_worker
 from tests.support.relay import PostfixRelay

@@ -24,8 +24,8 @@ from postroom.contacts.selectors import contact_history
 from postroom.core.errors import PermissionDeniedError, ValidationError
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, Recipient, RecipientStatus, Source
-from postroom.outbox.services import message_enqueue
 from tests.accounts.factories import admin_make, user_make
 from tests.compose.conftest import contact_make
 

@@ -20,8 +20,8 @@ from postroom.inbox.models import CapturedMessage
 from postroom.inbox.server import CaptureServer
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import Attachment, OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, Source
-from postroom.outbox.services import message_enqueue
 from tests.accounts.factories import admin_make, user_make
 from tests.outbox.worker_harness import running_worker, wait_until
 

@@ -11,8 +11,8 @@ from postroom.inbox import services
 from postroom.inbox.models import CapturedMessage
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, Source
-from postroom.outbox.services import message_enqueue
 from tests.accounts.factories import user_make
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from email.policy import SMTP
 from email.utils import make_msgid
 from typing import Any
 
+from postroom.outbox.enqueue import message_enqueue_raw
 from postroom.outbox.models import Lane, Message, Source
-from postroom.outbox.services import message_enqueue_raw
 
 
 def raw_email(

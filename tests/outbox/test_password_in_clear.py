@@ -12,7 +12,7 @@ from django.urls import reverse
 from postroom.company.selectors import company_get
 from postroom.company.services import company_smtp_update
 from postroom.outbox.models import Attempt, Classification, MessageStatus, ServerPause
-from postroom.outbox.services import server_resume
+from postroom.outbox.pauses import server_resume
 from tests.accounts.factories import admin_make
 from tests.outbox.worker_harness import enqueue, running_worker, status_of, wait_until
 from tests.support.relay import PostfixRelay

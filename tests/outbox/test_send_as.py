@@ -8,6 +8,7 @@ from postroom.accounts.models import Role, User
 from postroom.company.models import Company, SendAsPolicy
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import (
     Attempt,
     Message,
@@ -18,7 +19,6 @@ from postroom.outbox.models import (
     Source,
 )
 from postroom.outbox.send_as import sender_choice
-from postroom.outbox.services import message_enqueue
 from tests.outbox.worker_harness import company_on_relay, running_worker, status_of, wait_until
 from tests.support.relay import PostfixRelay
 

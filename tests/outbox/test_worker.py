@@ -23,7 +23,7 @@ from postroom.outbox.models import (
     RecipientStatus,
     ServerPause,
 )
-from postroom.outbox.services import server_resume
+from postroom.outbox.pauses import server_resume
 from tests.outbox.worker_harness import (
     company_smtp_at,
     enqueue,

@@ -13,8 +13,8 @@ from postroom.company.selectors import company_get
 from postroom.core.secrets import secret_encrypt
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Lane, Message, Source
-from postroom.outbox.services import message_enqueue
 from postroom.outbox.worker import WorkerOptions, run_worker
 from tests.support.relay import PostfixRelay
 

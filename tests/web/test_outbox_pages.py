@@ -18,7 +18,7 @@ from postroom.outbox.models import (
     RecipientStatus,
     ServerPause,
 )
-from postroom.outbox.services import server_pause
+from postroom.outbox.pauses import server_pause
 from tests.accounts.factories import admin_make, user_make
 from tests.outbox.message_factories import message_queue
 

@@ -17,8 +17,8 @@ import pytest
 from postroom.accounts.models import User
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, Source
-from postroom.outbox.services import message_enqueue
 from postroom.webhooks.delivery import delivery_claim_batch, delivery_record
 from postroom.webhooks.dispatcher import http_client, post_delivery
 from postroom.webhooks.targets import IPAddress, Resolve, system_resolve

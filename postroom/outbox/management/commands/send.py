@@ -21,8 +21,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from postroom.core.errors import PostroomError
 from postroom.mail.addresses import parse_address, parse_address_list
 from postroom.mail.message import Attachment, OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Lane, Message, Source
-from postroom.outbox.services import message_enqueue
 
 # Exit code for bad input, as argparse uses for bad arguments (and sysexits' EX_USAGE is 64,
 # but one code for "your input is wrong" is simpler for scripts).

@@ -1,0 +1,180 @@
+"""Workers take due messages with a lease, and give back what they did not start."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from postroom.outbox.models import (
+    ACTIVE_MESSAGE_STATUSES,
+    LANE_PRIORITY,
+    PENDING_RECIPIENT_STATUSES,
+    Lane,
+    Message,
+    MessageStatus,
+    Recipient,
+    RecipientStatus,
+)
+
+
+@dataclass(frozen=True)
+class ClaimedRecipient:
+    id: int
+    address: str
+    uncertain_count: int
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """A message a worker holds: plain data, so the async worker never touches the ORM."""
+
+    id: int
+    message_id: str
+    claim_token: str
+    envelope_from: str
+    raw: bytes | None  # None for bulk mail, rendered from its template by the worker
+    needs_smtputf8: bool
+    attempt_count: int
+    expires_at: dt.datetime
+    recipients: tuple[ClaimedRecipient, ...]
+    created_at: dt.datetime
+    bulk_template_id: int | None = None
+    bulk_data: dict[str, Any] | None = None
+    fallback_raw: bytes | None = None  # the "via the company" version (send-as policy auto)
+    fallback_envelope_from: str = ""
+    priority: int = 0  # LANE_PRIORITY: transactional 0 before bulk 1
+
+
+def message_claim_batch(
+    *, worker: str, limit: int, transactional_only: bool = False, now: dt.datetime | None = None
+) -> list[ClaimedMessage]:
+    """Take up to `limit` due messages for `worker`, transactional lane first.
+
+    On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets many workers claim side by side; on SQLite
+    the transaction starts IMMEDIATE (a write lock), so claims are serialised. Either way the
+    UPDATE repeats the due condition, so a row another worker took in between is left alone.
+    """
+    now = now or timezone.now()
+    lease_until = now + dt.timedelta(seconds=settings.POSTROOM_WORKER_LEASE_SECONDS)
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        # Only active mail has a next attempt (finished mail has none), so this walks the
+        # `outbox_message_due` index alone; the UPDATE below checks the status again.
+        due = Message.objects.filter(next_attempt_at__lte=now).order_by(
+            "priority", "next_attempt_at", "id"
+        )
+        if transactional_only:
+            due = due.filter(priority=LANE_PRIORITY[Lane.TRANSACTIONAL])
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        Message.objects.filter(
+            id__in=ids, status__in=ACTIVE_MESSAGE_STATUSES, next_attempt_at__lte=now
+        ).update(
+            status=MessageStatus.SENDING,
+            claimed_by=worker,
+            claim_token=token,
+            next_attempt_at=lease_until,
+            attempt_count=F("attempt_count") + 1,
+        )
+        rows = list(
+            Message.objects.filter(claim_token=token).values_list(
+                "id",
+                "message_id",
+                "envelope_from",
+                "raw",
+                "needs_smtputf8",
+                "attempt_count",
+                "expires_at",
+                "created_at",
+                "bulk_template_id",
+                "bulk_data",
+                "fallback_raw",
+                "fallback_envelope_from",
+                "priority",
+            )
+        )
+        claimed_ids = [row[0] for row in rows]
+        recipients: dict[int, list[ClaimedRecipient]] = {pk: [] for pk in claimed_ids}
+        pending = Recipient.objects.filter(
+            message_id__in=claimed_ids, status__in=PENDING_RECIPIENT_STATUSES
+        )
+        for pk, message_pk, address, uncertain_count in pending.values_list(
+            "id", "message_id", "address", "uncertain_count"
+        ).order_by("id"):
+            recipients[message_pk].append(ClaimedRecipient(pk, address, uncertain_count))
+        pending.update(status=RecipientStatus.SENDING)
+    return [
+        ClaimedMessage(
+            id=pk,
+            message_id=message_id,
+            claim_token=token,
+            envelope_from=envelope_from,
+            raw=bytes(raw) if raw is not None else None,
+            needs_smtputf8=needs_smtputf8,
+            attempt_count=attempt_count,
+            expires_at=expires_at,
+            recipients=tuple(recipients[pk]),
+            created_at=created_at,
+            bulk_template_id=bulk_template_id,
+            bulk_data=bulk_data,
+            fallback_raw=bytes(fallback_raw) if fallback_raw is not None else None,
+            fallback_envelope_from=fallback_envelope_from,
+            priority=priority,
+        )
+        for (
+            pk,
+            message_id,
+            envelope_from,
+            raw,
+            needs_smtputf8,
+            attempt_count,
+            expires_at,
+            created_at,
+            bulk_template_id,
+            bulk_data,
+            fallback_raw,
+            fallback_envelope_from,
+            priority,
+        ) in rows
+    ]
+
+
+def message_next_due_at() -> dt.datetime | None:
+    """When the next message becomes due, so an idle worker sleeps exactly that long."""
+    return (
+        Message.objects.filter(status__in=ACTIVE_MESSAGE_STATUSES)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+
+
+def message_release(*, messages: Sequence[ClaimedMessage]) -> None:
+    """Give back claimed messages a stopping worker did not start: due again at once."""
+    now = timezone.now()
+    for claimed in messages:
+        with transaction.atomic():
+            released = Message.objects.filter(
+                pk=claimed.id, claim_token=claimed.claim_token
+            ).update(
+                status=MessageStatus.QUEUED,
+                next_attempt_at=now,
+                claim_token="",
+                claimed_by="",
+                attempt_count=F("attempt_count") - 1,
+            )
+            if released:
+                Recipient.objects.filter(
+                    message_id=claimed.id, status=RecipientStatus.SENDING
+                ).update(status=RecipientStatus.QUEUED)

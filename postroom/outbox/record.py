@@ -1,0 +1,238 @@
+"""Record what the SMTP server answered, per recipient, in batches.
+
+At a few thousand messages a second the ORM's per-row overhead would be the bottleneck, so
+outcomes are written with plain `executemany`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from postroom.outbox.claim import ClaimedMessage, ClaimedRecipient
+from postroom.outbox.models import (
+    ACTIVE_MESSAGE_STATUSES,
+    Classification,
+    EventKind,
+    MessageStatus,
+    Recipient,
+    RecipientStatus,
+    SendAs,
+)
+from postroom.outbox.retry import retry_policy
+from postroom.outbox.states import message_status_for, recipient_after
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    recipient: ClaimedRecipient
+    classification: Classification
+    code: int | None = None
+    enhanced_code: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    message: ClaimedMessage
+    server: str
+    stage: str
+    recipients: Sequence[RecipientResult]
+    at: dt.datetime = field(default_factory=timezone.now)
+    # The relay refused the user's address and the "via the company" version was sent:
+    # `refusals` are that first attempt's outcomes, recorded before the final ones.
+    switched_to_fallback: bool = False
+    refusals: Sequence[RecipientResult] = ()
+
+
+# Reply texts are stored for people to read; a hostile server's 1 MB line is not kept whole.
+_MAX_TEXT = 2000
+
+_UPDATE_MESSAGE = (
+    "UPDATE outbox_message SET status = %s, next_attempt_at = %s, finished_at = %s, "
+    "last_error = %s, claim_token = '', claimed_by = '' WHERE id = %s AND claim_token = %s"
+)
+_UPDATE_RECIPIENT = (
+    "UPDATE outbox_recipient SET status = %s, attempt_count = attempt_count + 1, "
+    "uncertain_count = %s, last_code = %s, last_enhanced_code = %s, last_text = %s, "
+    "sent_at = %s, updated_at = %s WHERE id = %s"
+)
+_SWITCH_TO_FALLBACK = (
+    "UPDATE outbox_message SET raw = fallback_raw, envelope_from = fallback_envelope_from, "
+    "from_header = fallback_from_header, send_as = %s, fallback_raw = NULL WHERE id = %s"
+)
+_INSERT_EVENT = (
+    "INSERT INTO outbox_event (kind, created_at, message_id, recipient, data) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
+_INSERT_ATTEMPT = (
+    "INSERT INTO outbox_attempt (message_id, recipient_id, at, server, worker, stage, code, "
+    "enhanced_code, text, classification) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def delivery_record(
+    *, results: Sequence[MessageResult], worker: str, now: dt.datetime | None = None
+) -> None:
+    """Record a batch of attempts: per-recipient statuses, attempts, message summaries."""
+    if not results:
+        return
+    now = now or timezone.now()
+    policy = retry_policy()
+    adapt = connection.ops.adapt_datetimefield_value
+    # Adapted once: converting a datetime for the driver costs more than the rest of a row.
+    now_db = adapt(now)
+    message_rows: list[tuple[Any, ...]] = []
+    recipient_rows: list[tuple[Any, ...]] = []
+    attempt_rows: list[tuple[Any, ...]] = []
+    event_rows: list[tuple[Any, ...]] = []
+    switched_rows: list[tuple[Any, ...]] = []
+    for result in results:
+        claimed = result.message
+        at_db = adapt(result.at)
+        if result.switched_to_fallback:
+            switched_rows.append((SendAs.VIA_COMPANY, claimed.id))
+        for refusal in result.refusals:
+            attempt_rows.append(
+                (
+                    claimed.id,
+                    refusal.recipient.id,
+                    at_db,
+                    result.server,
+                    worker,
+                    "mail",
+                    refusal.code,
+                    refusal.enhanced_code,
+                    refusal.text[:_MAX_TEXT],
+                    refusal.classification,
+                )
+            )
+        statuses: list[str] = []
+        next_times: list[dt.datetime] = []
+        errors: list[str] = []
+        for outcome in result.recipients:
+            transition = recipient_after(
+                outcome.classification,
+                uncertain_count=outcome.recipient.uncertain_count,
+                failed_attempts=claimed.attempt_count,
+                expires_at=claimed.expires_at,
+                now=now,
+                policy=policy,
+            )
+            statuses.append(transition.status)
+            if transition.next_attempt_at is not None:
+                next_times.append(transition.next_attempt_at)
+            text = outcome.text[:_MAX_TEXT]
+            if transition.note:
+                text = f"{text}\n{transition.note}" if text else transition.note
+            if outcome.classification != Classification.SUCCESS:
+                errors.append(f"{outcome.recipient.address}: {text}")
+            recipient_rows.append(
+                (
+                    transition.status,
+                    transition.uncertain_count,
+                    outcome.code,
+                    outcome.enhanced_code,
+                    text,
+                    now_db if transition.status == RecipientStatus.SENT else None,
+                    now_db,
+                    outcome.recipient.id,
+                )
+            )
+            event_rows.append(
+                (
+                    _event_kind(outcome.classification, transition.status),
+                    now_db,
+                    claimed.id,
+                    outcome.recipient.address,
+                    json.dumps(
+                        {
+                            "id": claimed.id,
+                            "message_id": claimed.message_id,
+                            "recipient": outcome.recipient.address,
+                            "status": transition.status,
+                            "classification": outcome.classification,
+                            "code": outcome.code,
+                            "enhanced_code": outcome.enhanced_code,
+                            "text": text,
+                            "attempt": claimed.attempt_count,
+                            "next_attempt_at": (
+                                transition.next_attempt_at.isoformat()
+                                if transition.next_attempt_at
+                                else None
+                            ),
+                        }
+                    ),
+                )
+            )
+            attempt_rows.append(
+                (
+                    claimed.id,
+                    outcome.recipient.id,
+                    at_db,
+                    result.server,
+                    worker,
+                    result.stage,
+                    outcome.code,
+                    outcome.enhanced_code,
+                    text,
+                    outcome.classification,
+                )
+            )
+        status = _message_status_after(claimed, statuses)
+        finished = next_times == [] and status not in ACTIVE_MESSAGE_STATUSES
+        if next_times:
+            next_attempt_at: dt.datetime | None = min(next_times)
+        else:
+            next_attempt_at = None if finished else now
+        message_rows.append(
+            (
+                status,
+                adapt(next_attempt_at) if next_attempt_at else None,
+                now_db if finished else None,
+                "\n".join(errors)[:_MAX_TEXT],
+                claimed.id,
+                claimed.claim_token,
+            )
+        )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_UPDATE_RECIPIENT, recipient_rows)
+        cursor.executemany(_INSERT_ATTEMPT, attempt_rows)
+        cursor.executemany(_UPDATE_MESSAGE, message_rows)
+        if switched_rows:
+            cursor.executemany(_SWITCH_TO_FALLBACK, switched_rows)
+        cursor.executemany(_INSERT_EVENT, event_rows)
+
+
+def _event_kind(classification: Classification, status: RecipientStatus) -> EventKind:
+    if classification == Classification.UNCERTAIN:
+        return EventKind.MESSAGE_UNCERTAIN
+    return {
+        RecipientStatus.SENT: EventKind.MESSAGE_SENT,
+        RecipientStatus.FAILED: EventKind.MESSAGE_FAILED,
+    }.get(status, EventKind.MESSAGE_DEFERRED)
+
+
+def _message_status_after(claimed: ClaimedMessage, new_statuses: list[str]) -> MessageStatus:
+    """The message status once this attempt's recipients have their new statuses.
+
+    Recipients finished in earlier attempts (sent, failed) still count, so those are read;
+    the common case, every recipient handled in this attempt, needs no query.
+    """
+    if len(new_statuses) == len(claimed.recipients) and _all_recipients_were_pending(claimed):
+        return message_status_for(new_statuses)
+    earlier = Recipient.objects.filter(message_id=claimed.id).exclude(
+        id__in=[recipient.id for recipient in claimed.recipients]
+    )
+    return message_status_for([*new_statuses, *earlier.values_list("status", flat=True)])
+
+
+def _all_recipients_were_pending(claimed: ClaimedMessage) -> bool:
+    # A message claimed for its first time has every recipient pending.
+    return claimed.attempt_count == 1
