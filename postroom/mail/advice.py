@@ -1,43 +1,24 @@
 """Turn what went wrong talking to an SMTP server into plain words and what to change.
 
-Pure functions: they take what was observed (an OSError, an ssl error, a server reply and the
-phase it came in) and return a `Diagnosis`. No sockets here, so every mapping is unit-tested.
-Settings are named as the Company page names them ("SMTP Communication Port", "Advanced").
+Pure functions: they take what was observed (an OSError, a connection that dropped, a setting
+that keeps Postroom from going on) and return a `Diagnosis`. No sockets here, so every mapping
+is unit-tested. Settings are named as the Company page names them ("SMTP Communication Port",
+"Advanced"). TLS and certificates: postroom.mail.tls_advice; a server's refusal:
+postroom.mail.classify (the reply table) with postroom.mail.reply_advice (its words).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
-import re
 import socket
-import ssl
 from dataclasses import dataclass
 
-from postroom.mail.check_report import server_text_excerpt
+from postroom.mail.auth import AUTH_PREFERENCE
+from postroom.mail.check_report import reply_text
 from postroom.mail.config import IMPLICIT_TLS_PORT
-from postroom.mail.tls import CertificateInfo
 
 SUBMISSION_PORT = 587  # RFC 6409 §3.1: message submission, STARTTLS
 RELAY_PORT = 25  # RFC 5321 §4.5.4: server-to-server relay
-
-_ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
-# OpenSSL reasons seen when one side speaks TLS and the other plain text.
-_PLAIN_TEXT_TLS_REASONS = frozenset(
-    {
-        "WRONG_VERSION_NUMBER",
-        "RECORD_LAYER_FAILURE",
-        "PACKET_LENGTH_TOO_LONG",
-        "UNKNOWN_PROTOCOL",
-        "HTTP_REQUEST",
-        "RECORD_TOO_LARGE",
-    }
-)
-# X509_V_ERR_* codes from OpenSSL's x509_vfy.h.
-_CERT_EXPIRED, _CERT_NOT_YET_VALID = 10, 9
-_SELF_SIGNED_LEAF, _SELF_SIGNED_IN_CHAIN = 18, 19
-_UNTRUSTED_ISSUER_CODES = frozenset({2, 20, 21})  # issuer unknown / not in the trust store
-_NAME_MISMATCH_CODES = frozenset({62, 64})  # host name / IP address mismatch
 
 
 @dataclass(frozen=True)
@@ -45,6 +26,11 @@ class Diagnosis:
     code: str  # stable: tests, the JSON output and the API key on it
     summary: str  # what is wrong, in plain words
     advice: str  # what to change
+
+    @property
+    def sentence(self) -> str:
+        """What happened and what to do, as one text for a page or a log line."""
+        return f"{self.summary} {self.advice}"
 
 
 # Providers whose login needs an app password instead of the account password.
@@ -72,23 +58,12 @@ _APP_PASSWORD_ADVICE = {
     ),
 }
 _MICROSOFT_DOMAINS = ("office365.com", "outlook.com", "hotmail.com", "live.com", "microsoft.com")
-_BASIC_AUTH_OFF_ADVICE = (
-    'Microsoft 365 has password login for SMTP ("Authenticated SMTP") turned off for this '
-    "mailbox or the whole organisation. An administrator can turn it on in the Microsoft 365 "
-    "admin center (Users → Active users → the mailbox → Mail → Manage email apps → "
-    "Authenticated SMTP) and must make sure Security Defaults do not block it. Microsoft is "
-    "retiring password login for SMTP, so switching to OAuth (XOAUTH2) is the lasting fix."
-)
-_ENCRYPT_ADVICE = (
+ENCRYPT_ADVICE = (
     "Set SMTP Secure Connection Required to Y (or, under Advanced, TLS mode to STARTTLS or "
     "Automatic) so Postroom encrypts the connection before logging in or sending."
 )
 # The Company page's name for SmtpServerConfig.allow_plaintext_auth.
 ALLOW_PLAINTEXT_AUTH = "Allow my password over an unencrypted connection"
-_TLS_PORTS_ADVICE = (
-    f"Port {IMPLICIT_TLS_PORT} expects TLS from the first byte (implicit TLS); port "
-    f"{SUBMISSION_PORT} starts in plain text and upgrades with STARTTLS."
-)
 
 
 def _is_under(host: str, domains: tuple[str, ...]) -> bool:
@@ -96,7 +71,7 @@ def _is_under(host: str, domains: tuple[str, ...]) -> bool:
     return any(host == domain or host.endswith("." + domain) for domain in domains)
 
 
-def _is_microsoft(host: str) -> bool:
+def is_microsoft(host: str) -> bool:
     return _is_under(host, _MICROSOFT_DOMAINS)
 
 
@@ -108,19 +83,7 @@ def app_password_advice(host: str) -> str | None:
     return None
 
 
-def enhanced_status(message: str) -> str | None:
-    """The RFC 3463 enhanced status code at the start of a reply text ("5.7.8"), if any."""
-    match = _ENHANCED_STATUS.match(message)
-    return match.group(1) if match else None
-
-
-def reply_text(code: int, message: str) -> str:
-    """One line for a transcript: multi-line replies joined with " / ", cut to an excerpt."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return f"{code} {server_text_excerpt(' / '.join(lines))}".strip()
-
-
-# --- Before SMTP: name, TCP, TLS -------------------------------------------------------------
+# --- Before SMTP: name, TCP -----------------------------------------------------------------
 
 
 def diagnose_dns_failure(*, host: str, error: OSError) -> Diagnosis:
@@ -168,144 +131,6 @@ def diagnose_connect_failure(*, host: str, port: int, error: OSError, timeout: f
     )
 
 
-def _ssl_reason(error: BaseException) -> str:
-    return str(getattr(error, "reason", "") or "").upper()
-
-
-def is_plain_text_tls_error(error: BaseException) -> bool:
-    """True if a TLS handshake failed because the other side spoke plain text."""
-    return isinstance(error, ssl.SSLError) and _ssl_reason(error) in _PLAIN_TEXT_TLS_REASONS
-
-
-def diagnose_tls_on_plain_port(*, port: int, plain_greeting: str | None) -> Diagnosis:
-    """Implicit TLS was tried on a port that speaks plain SMTP (e.g. 587): WRONG_VERSION_NUMBER."""
-    said = server_text_excerpt(plain_greeting or "")
-    heard = f' It answered in plain text: "{said}".' if said else ""
-    return Diagnosis(
-        "tls_on_plain_port",
-        f"Port {port} does not speak TLS from the first byte (the TLS handshake failed with "
-        f"WRONG_VERSION_NUMBER).{heard}",
-        f"Postroom is set to implicit TLS, but this port uses STARTTLS or no TLS. Under "
-        f"Advanced set TLS mode to Automatic or STARTTLS, or change the port to "
-        f"{IMPLICIT_TLS_PORT}. {_TLS_PORTS_ADVICE}",
-    )
-
-
-def diagnose_greeting_timeout(*, port: int, timeout: float, speaks_implicit_tls: bool) -> Diagnosis:
-    if speaks_implicit_tls:
-        return Diagnosis(
-            "plain_on_tls_port",
-            f"Port {port} expects TLS from the first byte (implicit TLS), but Postroom spoke "
-            "plain SMTP, so the server never greeted.",
-            f"Under Advanced set TLS mode to Implicit TLS (or use port {IMPLICIT_TLS_PORT} with "
-            f"Secure Connection Required = Y), or use port {SUBMISSION_PORT} with STARTTLS. "
-            f"{_TLS_PORTS_ADVICE}",
-        )
-    return Diagnosis(
-        "greeting_timeout",
-        f"The server accepted the connection on port {port} but sent no greeting within "
-        f"{timeout:g} s.",
-        f"If the port expects TLS from the first byte (usually {IMPLICIT_TLS_PORT}), set TLS "
-        "mode to Implicit TLS under Advanced. Otherwise the server is overloaded, or a firewall "
-        "or antivirus proxy holds the connection; try again, or raise the connect timeout.",
-    )
-
-
-def diagnose_tls_timeout(*, port: int, timeout: float) -> Diagnosis:
-    return Diagnosis(
-        "tls_handshake_timeout",
-        f"The TLS handshake on port {port} did not finish within {timeout:g} s.",
-        f"The port may not speak TLS at all (it may wait for plain SMTP): under Advanced set "
-        f"TLS mode to Automatic or STARTTLS, or use port {IMPLICIT_TLS_PORT}. "
-        f"{_TLS_PORTS_ADVICE}",
-    )
-
-
-def diagnose_certificate(
-    *,
-    host: str,
-    error: ssl.SSLCertVerificationError,
-    certificate: CertificateInfo | None,
-    now: dt.datetime | None = None,
-) -> Diagnosis:
-    """Explain a certificate that failed verification, using what it says when we have it."""
-    now = now or dt.datetime.now(dt.UTC)
-    code, shown = error.verify_code, certificate  # what the server showed, if fetched
-    if code in _NAME_MISMATCH_CODES:
-        names = shown.names_text if shown else "another name"
-        example = shown.names[0] if shown and shown.names else "the documented host name"
-        return Diagnosis(
-            "certificate_wrong_host",
-            f"The server's certificate is issued for {names}, not {host}.",
-            f"Enter the name the certificate is issued for as the SMTP Server Address (for "
-            f"example {example}), not an IP address or an alias. If {host} is right, the "
-            "server's administrator must install a certificate that names it.",
-        )
-    if code == _CERT_EXPIRED or (
-        code not in _UNTRUSTED_ISSUER_CODES and shown and shown.is_expired(at=now)
-    ):
-        expired = f" on {shown.not_after:%Y-%m-%d}" if shown else ""
-        return Diagnosis(
-            "certificate_expired",
-            f"The server's certificate expired{expired}.",
-            "The mail server's administrator must renew its certificate. Postroom does not "
-            "send over a connection it cannot verify.",
-        )
-    if code == _CERT_NOT_YET_VALID:
-        return Diagnosis(
-            "certificate_not_yet_valid",
-            "The server's certificate is not valid yet.",
-            "Check this machine's clock and time zone; if it is right, the server's "
-            "administrator installed a certificate dated in the future.",
-        )
-    if code in _UNTRUSTED_ISSUER_CODES or code in (_SELF_SIGNED_LEAF, _SELF_SIGNED_IN_CHAIN):
-        return _diagnose_untrusted(shown, code, now)
-    return Diagnosis(
-        "certificate_invalid",
-        f"The server's certificate failed verification: {error.verify_message}.",
-        "Ask the mail server's administrator to fix its certificate; for an internal relay "
-        "with its own CA, paste that CA under Advanced → Custom CA certificate.",
-    )
-
-
-def _diagnose_untrusted(shown: CertificateInfo | None, code: int, now: dt.datetime) -> Diagnosis:
-    also_expired = (
-        f" It also expired on {shown.not_after:%Y-%m-%d}."
-        if shown and shown.is_expired(at=now)
-        else ""
-    )
-    if code == _SELF_SIGNED_LEAF or (shown and shown.is_self_signed):
-        what = "a self-signed certificate"
-    else:
-        issuer = shown.issuer_common_name or shown.issuer if shown else "an unknown authority"
-        what = (
-            f"a certificate signed by {issuer}, a certificate authority this machine does not trust"
-        )
-    return Diagnosis(
-        "certificate_untrusted",
-        f"The server shows {what}.{also_expired}",
-        "If this is your company's own relay, paste its CA certificate (PEM) under Advanced → "
-        "Custom CA certificate. A public provider never needs this: then check the SMTP Server "
-        "Address, and whether an antivirus or proxy intercepts TLS on this network.",
-    )
-
-
-def diagnose_tls_failure(*, port: int, error: ssl.SSLError) -> Diagnosis:
-    """A TLS handshake failure that is neither plain text nor the certificate."""
-    reason = _ssl_reason(error)
-    if "PROTOCOL_VERSION" in reason or "UNSUPPORTED_PROTOCOL" in reason:
-        return Diagnosis(
-            "tls_version_too_old",
-            "The server only speaks an old TLS version (1.0 or 1.1) that is no longer safe.",
-            "Ask the mail server's administrator to enable TLS 1.2 or 1.3.",
-        )
-    return Diagnosis(
-        "tls_failed",
-        f"The TLS handshake on port {port} failed: {reason or error}.",
-        f"Check the TLS mode under Advanced against the port. {_TLS_PORTS_ADVICE}",
-    )
-
-
 # --- SMTP conversation ----------------------------------------------------------------------
 
 
@@ -316,6 +141,17 @@ def diagnose_disconnected(*, phase: str) -> Diagnosis:
         "Servers hang up like this when they refuse this machine's address or TLS settings. "
         "Try again; if it repeats, check the TLS mode and port, and ask the server's "
         "administrator what their log says.",
+    )
+
+
+def diagnose_not_smtp(*, phase: str, port: int, said: str) -> Diagnosis:
+    """What came back was no SMTP reply at all: another service answers on the port."""
+    return Diagnosis(
+        "not_smtp",
+        f"The answer to {phase} on port {port} is not an SMTP reply: “{said}”.",
+        "Check the SMTP Communication Port and the SMTP Server Address: the service there is "
+        "not a mail server (or speaks TLS from the first byte: then set TLS mode to Implicit "
+        "TLS under Advanced).",
     )
 
 
@@ -349,15 +185,15 @@ def diagnose_starttls_not_offered(*, port: int, is_required: bool, has_login: bo
     )
 
 
-def diagnose_starttls_refused(*, code: int, message: str) -> Diagnosis:
-    temporary = "temporarily " if 400 <= code < 500 else ""
+def diagnose_starttls_refused_plaintext(*, said: str, has_login: bool) -> Diagnosis:
+    """STARTTLS refused while encryption is optional (N): Postroom goes on in plain text."""
+    secret = " and the password" if has_login else ""
     return Diagnosis(
-        "starttls_refused",
-        f"The server offers STARTTLS but {temporary}refused to start it "
-        f"({reply_text(code, message)}). Postroom does not continue in plain text.",
-        "The server's TLS setup is broken (for example a missing certificate) or it is "
-        "overloaded. Try again later; if it repeats, ask the server's administrator, or use "
-        f"port {IMPLICIT_TLS_PORT} with implicit TLS if the server offers it.",
+        "starttls_refused_plaintext",
+        f"The server offers STARTTLS but refused to start it ({said}): mail{secret} would "
+        "travel unencrypted.",
+        "The server's TLS setup is broken or it is overloaded: ask its administrator. Set SMTP "
+        "Secure Connection Required to Y to stop rather than send unencrypted.",
     )
 
 
@@ -379,6 +215,7 @@ def diagnose_auth_not_offered(*, is_encrypted: bool, offers_starttls: bool, port
 
 def diagnose_auth_mechanism(*, wanted: str, offered: list[str]) -> Diagnosis:
     offered_text = " ".join(offered) or "none"
+    methods = ", ".join(AUTH_PREFERENCE[:-1]) + f" or {AUTH_PREFERENCE[-1]}"
     if wanted != "auto":
         return Diagnosis(
             "auth_method_not_offered",
@@ -388,262 +225,13 @@ def diagnose_auth_mechanism(*, wanted: str, offered: list[str]) -> Diagnosis:
         )
     return Diagnosis(
         "auth_method_unsupported",
-        f"The server offers only {offered_text}; Postroom logs in with PLAIN or LOGIN.",
+        f"The server offers only {offered_text}; Postroom logs in with {methods}.",
         "If the server offers only XOAUTH2 (OAuth, as Microsoft 365 and Gmail can), password "
         "login is switched off for this account: enable it at the provider or use OAuth.",
     )
 
 
-def diagnose_reply(
-    *, phase: str, code: int, message: str, host: str, login: str = "", address: str = ""
-) -> Diagnosis:
-    """Explain a refusal from the server. `phase` is AUTH, MAIL, RCPT, DATA or GREETING."""
-    reply = _Reply(
-        phase=phase,
-        code=code,
-        status=enhanced_status(message) or "",
-        lowered=message.lower(),
-        said=reply_text(code, message),
-        host=host,
-        login=login,
-        address=address,
-    )
-    for rule in _REPLY_RULES:
-        diagnosis = rule(reply)
-        if diagnosis is not None:
-            return diagnosis
-    return _diagnose_other(phase, code, reply.said)
-
-
-@dataclass(frozen=True)
-class _Reply:
-    phase: str
-    code: int
-    status: str  # enhanced status code, "" when the server sends none
-    lowered: str  # the reply text in lower case, for matching
-    said: str  # "535 5.7.8 ...", for the summary
-    host: str
-    login: str
-    address: str
-
-
-def _basic_auth_disabled(r: _Reply) -> Diagnosis | None:
-    is_disabled_text = "basic authentication is disabled" in r.lowered or (
-        "smtpclientauthentication is disabled" in r.lowered
-    )
-    is_microsoft_auth_refusal = r.phase == "AUTH" and r.status == "5.7.3"
-    if r.status in ("5.7.139", "5.7.30") or is_disabled_text or is_microsoft_auth_refusal:
-        maybe_password = (
-            " (Microsoft also answers 5.7.3 to a wrong password: check it too.)"
-            if r.status == "5.7.3"
-            else ""
-        )
-        return Diagnosis(
-            "basic_auth_disabled",
-            f"The server refused password login: basic authentication is disabled ({r.said}).",
-            _BASIC_AUTH_OFF_ADVICE + maybe_password,
-        )
-    return None
-
-
-def _app_password_required(r: _Reply) -> Diagnosis | None:
-    # Gmail: 534 5.7.9 "Application-specific password required"; 534 5.7.14 "log in via
-    # your web browser".
-    wants_app_password = r.status in ("5.7.9", "5.7.14") or "application-specific" in r.lowered
-    if r.phase == "AUTH" and wants_app_password:
-        return Diagnosis(
-            "app_password_required",
-            f"The provider wants an app password, not the account password ({r.said}).",
-            app_password_advice(r.host)
-            or (
-                "Create an app password in the mail account's security settings and enter it "
-                "as the SMTP Authentication Password."
-            ),
-        )
-    return None
-
-
-def _wrong_password(r: _Reply) -> Diagnosis | None:
-    if r.phase != "AUTH" or not (r.code == 535 or r.status == "5.7.8"):
-        return None
-    advice = (
-        "Check the SMTP Authentication Login (often the full email address) and enter the "
-        "password again: the field is write-only, so type it and Save."
-    )
-    provider = app_password_advice(r.host)
-    if provider:
-        advice = f"{advice} {provider}"
-    elif _is_microsoft(r.host):
-        advice = (
-            f"{advice} Microsoft 365: if the password is right, Authenticated SMTP may be off "
-            "for the mailbox or blocked by multi-factor authentication."
-        )
-    return Diagnosis(
-        "wrong_password",
-        f"The server rejected the login {r.login!r}: wrong user name or password ({r.said}).",
-        advice,
-    )
-
-
-def _encryption_required(r: _Reply) -> Diagnosis | None:
-    asks_starttls = "starttls" in r.lowered and r.code in (530, 550, 554)
-    if asks_starttls or r.code == 538 or r.status == "5.7.11":
-        return Diagnosis(
-            "encryption_required",
-            f"The server accepts this only over an encrypted connection ({r.said}).",
-            _ENCRYPT_ADVICE,
-        )
-    return None
-
-
-def _auth_required(r: _Reply) -> Diagnosis | None:
-    if r.phase not in ("MAIL", "RCPT", "DATA"):
-        return None
-    asks_login = "authentica" in r.lowered or "not authenticated" in r.lowered
-    if r.code == 530 or r.status == "5.7.57" or (asks_login and r.status.startswith("5.7")):
-        return Diagnosis(
-            "auth_required",
-            f"The server wants a login before it accepts mail ({r.said}).",
-            "Fill in SMTP Authentication Login and Password (your provider's mailbox login).",
-        )
-    return None
-
-
-_SENDER_REFUSED_TEXT = re.compile(
-    r"not owned|sender address rejected|send ?as|on behalf|not (?:allowed|authori[sz]ed|permitted)"
-)
-
-
-def _sender_not_allowed(r: _Reply) -> Diagnosis | None:
-    if r.phase != "MAIL":
-        return None
-    if (
-        r.code == 553
-        or r.status == "5.7.60"
-        or (r.status.startswith("5.7") and _SENDER_REFUSED_TEXT.search(r.lowered))
-    ):
-        who = f"the login {r.login!r}" if r.login else "this connection"
-        return Diagnosis(
-            "sender_not_allowed",
-            f"The server does not let {who} send as {r.address or 'this address'} ({r.said}).",
-            "Give the login permission to send as this address at your provider (Microsoft "
-            "365: a Send As permission on the mailbox; Gmail: add it under Settings → Accounts → "
-            "Send mail as; your own relay: its sender login map), or change the address in the "
-            "User Master or company email address to one the login owns.",
-        )
-    return None
-
-
-_RELAY_DENIED_TEXT = re.compile(
-    r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)|"
-    r"unable to relay|not permitted to relay"
-)
-
-
-def _relay_denied(r: _Reply) -> Diagnosis | None:
-    if r.phase != "RCPT":
-        return None
-    if (
-        r.status == "5.7.54"
-        or _RELAY_DENIED_TEXT.search(r.lowered)
-        or (r.code == 554 and r.status == "5.7.1")
-    ):
-        return Diagnosis(
-            "relay_denied",
-            f"The server refused to pass the message on to {r.address or 'the recipient'}: it "
-            f"does not relay mail for this connection ({r.said}).",
-            "Fill in SMTP Authentication Login and Password so the server knows who sends "
-            "(servers relay to other domains only for logged-in users), or ask the server's "
-            "administrator to allow relaying from this machine's address. Port 25 of a "
-            f"provider's mail exchanger only accepts its own domains: use {SUBMISSION_PORT}.",
-        )
-    return None
-
-
-def _recipient_unknown(r: _Reply) -> Diagnosis | None:
-    if r.phase == "RCPT" and (
-        r.status in ("5.1.1", "5.1.10")
-        or r.code in (550, 551)
-        and ("unknown" in r.lowered or "does not exist" in r.lowered)
-    ):
-        return Diagnosis(
-            "recipient_unknown",
-            f"The recipient {r.address or ''} does not exist ({r.said}).".replace("  ", " "),
-            "Check the address for typos and try another one.",
-        )
-    return None
-
-
-def _temporary(r: _Reply) -> Diagnosis | None:
-    if 400 <= r.code < 500:
-        return Diagnosis(
-            "temporary_failure",
-            f"The server refused {r.phase} for now ({r.said}): it is busy, rate-limiting or "
-            "greylisting.",
-            "Try again in a few minutes. If it repeats, check the provider's sending limits.",
-        )
-    return None
-
-
-def _greeting_refused(r: _Reply) -> Diagnosis | None:
-    if r.phase == "GREETING":
-        return Diagnosis(
-            "greeting_refused",
-            f"The server refused the connection at once ({r.said}).",
-            "It may block this machine's IP address (for example as a dynamic or listed "
-            "address) or not serve mail on this port. Check the port, and ask the server's "
-            "administrator to allow this machine.",
-        )
-    return None
-
-
-def _message_rejected(r: _Reply) -> Diagnosis | None:
-    if r.phase == "DATA" or (r.phase == "MAIL" and (r.code == 552 or r.status == "5.3.4")):
-        return Diagnosis(
-            "message_rejected",
-            f"The server refused the message ({r.said}).",
-            "Read the server's text: it names the policy (size, content or spam filter). For "
-            "a test email, try again with another recipient; otherwise ask the provider.",
-        )
-    return None
-
-
-_REPLY_RULES = (
-    _basic_auth_disabled,
-    _app_password_required,
-    _wrong_password,
-    _encryption_required,
-    _auth_required,
-    _sender_not_allowed,
-    _relay_denied,
-    _recipient_unknown,
-    _temporary,
-    _greeting_refused,
-    _message_rejected,
-)
-
-
-def _diagnose_other(phase: str, code: int, said: str) -> Diagnosis:
-    if phase == "AUTH":
-        return Diagnosis(
-            "auth_failed",
-            f"The server refused the login ({said}).",
-            "Check the SMTP Authentication Login and Password, and the authentication method "
-            "under Advanced.",
-        )
-    return Diagnosis(
-        "refused",
-        f"The server refused {phase} ({said}).",
-        "The server's text says why; if it is unclear, ask the server's administrator and "
-        "quote it.",
-    )
-
-
 # --- Settings and situations without a server reply -----------------------------------------
-
-
-def diagnose_custom_ca(*, message: str) -> Diagnosis:
-    return Diagnosis("custom_ca_invalid", "The custom CA certificate cannot be read.", message)
 
 
 def diagnose_helo_name(*, problem: str) -> Diagnosis:
@@ -701,14 +289,6 @@ def diagnose_password_in_clear(*, port: int, is_tls_off: bool, offers_starttls: 
         f"{why}: your password would travel in clear, readable by anyone on the network "
         "path, so Postroom did not send it.",
         f"{fix} Only if the relay is on a trusted network, tick “{ALLOW_PLAINTEXT_AUTH}” instead.",
-    )
-
-
-def diagnose_certificate_expiring(*, days_left: int) -> Diagnosis:
-    return Diagnosis(
-        "certificate_expires_soon",
-        f"The server's certificate expires in {days_left} days.",
-        "Ask the mail server's administrator to renew it before mail stops.",
     )
 
 

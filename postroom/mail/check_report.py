@@ -43,6 +43,13 @@ def server_text_excerpt(text: str) -> str:
     )
 
 
+def reply_text(code: int | None, message: str) -> str:
+    """One line for a transcript: multi-line replies joined with " / ", cut to an excerpt."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    shown = server_text_excerpt(" / ".join(lines))
+    return f"{code} {shown}".strip() if code is not None else shown
+
+
 class StepStatus(enum.StrEnum):
     OK = "ok"
     WARN = "warn"

@@ -1,19 +1,40 @@
-"""What an SMTP reply (or its absence) means for a recipient: pure functions, no sockets.
+"""What an SMTP reply means: one rule table gives both the verdict and the advice.
 
-The transport asks two questions of every reply and every failure: what happens to the
-recipients it concerns (`Classification`), and what it says about the server — stop sending
-through it until a person fixes the settings (`pause_scope`), or slow down (`is_throttling`).
-The rules follow RFC 5321 §4.2.1 (the first digit decides: 2 done, 4 try again, 5 give up) and
-RFC 3463 enhanced status codes, refined for what real providers answer.
+Every reply that delivery or the connection check meets is looked up in `REPLY_RULES`, keyed
+by the stage it answered and by its reply code, its enhanced status code (RFC 3463) or, where
+providers agree on nothing better, its words. The first row that matches decides both:
+
+* the `Verdict`: what happens to the recipients (`Classification`) and whether sending through
+  the server, or as the sender, should pause until a person fixes the settings. A row's
+  verdict is for a 5xx reply; a 4xx is always temporary whatever row it matches (RFC 5321
+  §4.2.1: the same command may succeed later);
+* the advice: what the Company page, `postroom doctor` and the Outbox say happened and what to
+  change (the words: postroom.mail.reply_advice).
+
+Besides the table: whether a reply asks to slow down (`is_throttling`) or to send the rest of
+the recipients separately (`is_too_many_recipients`), what the lack of a reply means
+(`classify_missing_reply`), and `explain_failure` for a recipient's recorded attempt. Pure
+functions, no sockets.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from aiosmtplib.typing import SMTPStatus
+from postroom.mail import reply_advice as say
+from postroom.mail.advice import Diagnosis
+from postroom.mail.replies import (
+    Reply,
+    ReplyClass,
+    ReplyCode,
+    Stage,
+    Status,
+    StatusSubject,
+)
+from postroom.mail.reply_advice import Said
 
 
 class Classification(enum.StrEnum):
@@ -30,56 +51,9 @@ class Classification(enum.StrEnum):
     CONFIG = "config"
 
 
-class Stage(enum.StrEnum):
-    """Where in the SMTP conversation an outcome was decided."""
-
-    CONNECT = "connect"  # TCP connection (and the TLS handshake for implicit TLS)
-    GREETING = "greeting"
-    EHLO = "ehlo"
-    STARTTLS = "starttls"
-    AUTH = "auth"
-    ENVELOPE = "envelope"  # checks against the server's EHLO before MAIL: SIZE, SMTPUTF8
-    MAIL = "mail"
-    RCPT = "rcpt"
-    DATA = "data"  # the DATA command, answered by 354
-    END_OF_DATA = "end_of_data"  # the message and its final ".", answered by 250
-
-
 class PauseScope(enum.StrEnum):
     SERVER = "server"  # nothing can go through this server: login, TLS, relaying
     SENDER = "sender"  # this envelope sender is refused; other senders may still work
-
-
-# RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets. What we keep of a reply (for the
-# record, a page, an alert) is cut there; aiosmtplib accepts up to 32 KiB of multi-line reply.
-REPLY_TEXT_LIMIT = 512
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= REPLY_TEXT_LIMIT else text[:REPLY_TEXT_LIMIT] + "…"
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A server reply split into its parts. `code` is None when there was no usable reply."""
-
-    code: int | None
-    enhanced: str  # RFC 3463 "5.7.8", "" when the server sends none
-    text: str  # the rest of the reply; lines of a multi-line reply joined with "\n"
-
-    @classmethod
-    def parse(cls, code: int, message: str) -> Reply:
-        enhanced, text = split_enhanced_status(code, message)
-        return cls(code=code, enhanced=enhanced, text=_clip(text))
-
-    @classmethod
-    def missing(cls, why: str) -> Reply:
-        """No reply: the connection dropped, timed out, or the server sent garbage."""
-        return cls(code=None, enhanced="", text=_clip(why))
-
-    def __str__(self) -> str:
-        parts = [str(self.code) if self.code is not None else "", self.enhanced, self.text]
-        return " ".join(part for part in parts if part)
 
 
 @dataclass(frozen=True)
@@ -100,22 +74,11 @@ PERMANENT = Verdict(Classification.PERMANENT)
 UNCERTAIN = Verdict(Classification.UNCERTAIN)
 PAUSE_SERVER = Verdict(Classification.CONFIG, pause_scope=PauseScope.SERVER)
 PAUSE_SENDER = Verdict(Classification.CONFIG, pause_scope=PauseScope.SENDER)
+THROTTLED = Verdict(Classification.TEMPORARY, is_throttling=True)
+TOO_MANY = Verdict(Classification.TEMPORARY, is_too_many_recipients=True)
 
 
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
-
-
-def split_enhanced_status(code: int, message: str) -> tuple[str, str]:
-    """Split "5.7.8 Error: authentication failed" into ("5.7.8", "Error: ...").
-
-    RFC 2034 §4: the enhanced code leads the text and its class matches the reply's first
-    digit; a number in the text that does not match is left in the text.
-    """
-    match = _ENHANCED.match(message)
-    if match is None or match.group(1) != str(code)[:1]:
-        return "", message.strip()
-    return match.group(0), message[match.end() :].strip()
-
+# --- Replies that are about our pace, not about a recipient ---------------------------------
 
 # Words providers use when they rate-limit: Microsoft "451 4.7.500 Server busy", Gmail
 # "421 4.7.0 ... unusual rate", "454 4.7.0 Too many login attempts", "451 4.7.1 ... rate limit
@@ -124,8 +87,7 @@ _THROTTLE_TEXT = re.compile(
     r"\brate\b|too many|throttl|limit exceeded|exceeded .*limit|slow down|busy|concurren",
     re.IGNORECASE,
 )
-# RFC 3463: 4.4.5 system congestion, 4.3.2 system not accepting network messages.
-_THROTTLE_STATUSES = frozenset({"4.4.5", "4.3.2"})
+_THROTTLE_STATUSES = frozenset({Status.CONGESTION, Status.SYSTEM_NOT_ACCEPTING})
 
 
 def is_throttling(reply: Reply) -> bool:
@@ -135,14 +97,11 @@ def is_throttling(reply: Reply) -> bool:
     because of load or limits). Other 4xx replies qualify by their enhanced status (congestion)
     or, in class 4.7 (policy) or without an enhanced code, by the words providers use.
     """
-    code = reply.code
-    if code is None or not 400 <= code < 500:
+    if reply.reply_class is not ReplyClass.TRANSIENT_NEGATIVE:
         return False
-    if code == SMTPStatus.domain_unavailable:
+    if reply.code == ReplyCode.SERVICE_UNAVAILABLE or reply.enhanced in _THROTTLE_STATUSES:
         return True
-    if reply.enhanced in _THROTTLE_STATUSES:
-        return True
-    if reply.enhanced and not reply.enhanced.startswith("4.7."):
+    if reply.enhanced and reply.subject is not StatusSubject.SECURITY_OR_POLICY:
         return False  # 4.2.1 "receiving mail at a rate ...": one recipient's limit, not ours
     return _THROTTLE_TEXT.search(reply.text) is not None
 
@@ -153,66 +112,256 @@ def is_too_many_recipients(reply: Reply) -> bool:
     452 is also "mailbox full" (4.2.2) or "system storage" (4.3.1) when an enhanced code says
     so; 552 counts only with 5.5.3 or the words, since 552 is mostly "mailbox full".
     """
-    if reply.code == SMTPStatus.insufficient_storage:
-        return reply.enhanced in ("", "4.5.3")
-    if reply.code == SMTPStatus.storage_exceeded:
-        return reply.enhanced == "5.5.3" or "too many recipients" in reply.text.lower()
+    if reply.code == ReplyCode.INSUFFICIENT_STORAGE:
+        return reply.enhanced in ("", Status.TOO_MANY_RECIPIENTS)
+    if reply.code == ReplyCode.STORAGE_EXCEEDED:
+        return (
+            reply.enhanced == Status.TOO_MANY_RECIPIENTS_PERMANENT
+            or "too many recipients" in reply.text.lower()
+        )
     return False
-
-
-_RELAY_DENIED_TEXT = re.compile(
-    r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)|unable to relay|"
-    r"not permitted to relay",
-    re.IGNORECASE,
-)
-_SENDER_REFUSED_TEXT = re.compile(
-    r"not owned|sender address rejected|send ?as|on behalf|"
-    r"not (?:allowed|authori[sz]ed|permitted)",
-    re.IGNORECASE,
-)
-_AUTH_REQUIRED_TEXT = re.compile(r"authenticat|not logged in|log ?in first", re.IGNORECASE)
-_STARTTLS_TEXT = re.compile(r"starttls|encryption required", re.IGNORECASE)
-# Microsoft 365's "SendAsDeniedException" at end of data (554 5.2.0 STOREDRV.Submission...).
-_SEND_AS_DENIED_TEXT = re.compile(r"send ?as ?denied", re.IGNORECASE)
-
-
-def _is_settings_problem(reply: Reply) -> bool:
-    """A 5xx that says the connection itself is not allowed: no login, no TLS, no relaying."""
-    status = reply.enhanced
-    if reply.code in (SMTPStatus.access_denied, 538) or status in ("5.7.57", "5.7.11"):
-        return True  # 530 authentication required, 538 RFC 4954 §6 encryption required
-    if _STARTTLS_TEXT.search(reply.text):
-        return True
-    return status.startswith("5.7.") and _AUTH_REQUIRED_TEXT.search(reply.text) is not None
-
-
-def _is_sender_refused(reply: Reply) -> bool:
-    status = reply.enhanced
-    if status == "5.7.60" or _SEND_AS_DENIED_TEXT.search(reply.text):
-        return True  # Microsoft 365: SendAsDenied, the login may not send as this address
-    return status.startswith("5.7.") and _SENDER_REFUSED_TEXT.search(reply.text) is not None
-
-
-# The positive replies each command expects (RFC 5321 §4.3.2; RFC 3207 §4; RFC 4954 §4).
-_EXPECTED: dict[Stage, frozenset[int]] = {
-    Stage.GREETING: frozenset({SMTPStatus.ready}),
-    Stage.EHLO: frozenset({SMTPStatus.completed}),
-    Stage.STARTTLS: frozenset({SMTPStatus.ready}),
-    Stage.AUTH: frozenset({SMTPStatus.auth_successful, SMTPStatus.auth_continue}),
-    Stage.MAIL: frozenset({SMTPStatus.completed}),
-    Stage.RCPT: frozenset({SMTPStatus.completed, SMTPStatus.will_forward}),
-    Stage.DATA: frozenset({SMTPStatus.start_input}),
-    Stage.END_OF_DATA: frozenset({SMTPStatus.completed}),
-    Stage.CONNECT: frozenset(),
-    Stage.ENVELOPE: frozenset(),
-}
 
 
 def is_out_of_step(stage: Stage, reply: Reply) -> bool:
     """True for a positive reply that does not answer the command of `stage` (250 to DATA):
     the conversation is out of step and nothing more it says can be trusted."""
-    code = reply.code
-    return code is not None and 200 <= code < 400 and code not in _EXPECTED[stage]
+    return reply.reply_class in _POSITIVE and reply.code not in stage.expected
+
+
+# --- The table ------------------------------------------------------------------------------
+
+Condition = Callable[[Reply], bool]
+
+
+def _codes(*codes: ReplyCode) -> Condition:
+    return lambda reply: reply.code in codes
+
+
+def _statuses(*statuses: Status) -> Condition:
+    return lambda reply: reply.enhanced in statuses
+
+
+def _words(pattern: str) -> Condition:
+    compiled = re.compile(pattern, re.IGNORECASE)
+    return lambda reply: compiled.search(reply.text) is not None
+
+
+def _policy_words(pattern: str) -> Condition:
+    """These words in a reply whose enhanced status says "security or policy" (x.7.x)."""
+    words = _words(pattern)
+    return lambda reply: reply.subject is StatusSubject.SECURITY_OR_POLICY and words(reply)
+
+
+def _any(*conditions: Condition) -> Condition:
+    return lambda reply: any(condition(reply) for condition in conditions)
+
+
+def _all(*conditions: Condition) -> Condition:
+    return lambda reply: all(condition(reply) for condition in conditions)
+
+
+def _always(reply: Reply) -> bool:
+    return True
+
+
+_POSITIVE = frozenset({ReplyClass.POSITIVE_COMPLETION, ReplyClass.POSITIVE_INTERMEDIATE})
+_NEGATIVE = frozenset({ReplyClass.TRANSIENT_NEGATIVE, ReplyClass.PERMANENT_NEGATIVE})
+_TRANSIENT = frozenset({ReplyClass.TRANSIENT_NEGATIVE})
+_PERMANENT = frozenset({ReplyClass.PERMANENT_NEGATIVE})
+_ANY_STAGE = frozenset(Stage)
+_TRANSACTION = frozenset({Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.END_OF_DATA})
+_MESSAGE = frozenset({Stage.DATA, Stage.END_OF_DATA})
+
+_STARTTLS_TEXT = r"starttls|encryption required"
+_AUTH_REQUIRED_TEXT = r"authenticat|not logged in|log ?in first"
+_SENDER_REFUSED_TEXT = (
+    r"not owned|sender address rejected|send ?as|on behalf|not (?:allowed|authori[sz]ed|permitted)"
+)
+_RELAY_DENIED_TEXT = (
+    r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)|unable to relay|"
+    r"not permitted to relay"
+)
+
+
+@dataclass(frozen=True)
+class ReplyRule:
+    """One row of the table: where and when it applies, and what it says."""
+
+    stages: Collection[Stage]
+    classes: Collection[ReplyClass | None]  # None: a code that is no SMTP reply code
+    when: Condition
+    verdict: Verdict  # for the reply classes other than 4xx
+    advice: Callable[[Said], Diagnosis]
+    transient: Verdict = TEMPORARY  # for a 4xx (RFC 5321 §4.2.1: try again)
+
+    def matches(self, stage: Stage, reply: Reply) -> bool:
+        return stage in self.stages and reply.reply_class in self.classes and self.when(reply)
+
+
+# Read top down: the first row that matches decides. Rows about our settings come before rows
+# about a recipient or a message, so "530 Authentication required" to RCPT pauses the server
+# rather than failing one recipient.
+REPLY_RULES: tuple[ReplyRule, ...] = (
+    # A positive reply that does not answer the command (250 to DATA), or no SMTP code at
+    # all: the conversation is out of step, so nothing it says counts as accepted.
+    ReplyRule(_ANY_STAGE, _POSITIVE, _always, TEMPORARY, say.out_of_step),
+    ReplyRule(_ANY_STAGE, {None}, _always, TEMPORARY, say.not_smtp),
+    # STARTTLS refused (RFC 3207 §4): the settings or the server must change.
+    ReplyRule({Stage.STARTTLS}, _NEGATIVE, _always, PAUSE_SERVER, say.starttls_refused),
+    # Microsoft 365 with password login ("basic authentication") turned off, at any stage.
+    ReplyRule(
+        _ANY_STAGE,
+        _NEGATIVE,
+        _any(
+            _statuses(Status.M365_BASIC_AUTH_DISABLED, Status.M365_BASIC_AUTH_NOT_SUPPORTED),
+            _words(r"basic authentication is disabled|smtpclientauthentication is disabled"),
+        ),
+        PAUSE_SERVER,
+        say.basic_auth_disabled,
+    ),
+    ReplyRule(
+        {Stage.AUTH},
+        _NEGATIVE,
+        _statuses(Status.M365_AUTH_UNSUCCESSFUL),  # also a wrong password: the advice says so
+        PAUSE_SERVER,
+        say.basic_auth_disabled,
+    ),
+    # Gmail: 534 5.7.9 "Application-specific password required"; 5.7.14 "log in via your
+    # web browser".
+    ReplyRule(
+        {Stage.AUTH},
+        _NEGATIVE,
+        _any(
+            _statuses(Status.MECHANISM_TOO_WEAK, Status.WEB_LOGIN_REQUIRED),
+            _words("application-specific"),
+        ),
+        PAUSE_SERVER,
+        say.app_password_required,
+    ),
+    ReplyRule(
+        {Stage.AUTH},
+        _NEGATIVE,
+        _any(_codes(ReplyCode.AUTH_FAILED), _statuses(Status.AUTH_CREDENTIALS_INVALID)),
+        PAUSE_SERVER,
+        say.wrong_password,
+    ),
+    # 530 "Must issue a STARTTLS command first", 538 / 5.7.11 (RFC 4954 §6).
+    ReplyRule(
+        _ANY_STAGE,
+        _PERMANENT,
+        _any(
+            _codes(ReplyCode.ENCRYPTION_REQUIRED),
+            _statuses(Status.ENCRYPTION_REQUIRED),
+            _words(_STARTTLS_TEXT),
+        ),
+        PAUSE_SERVER,
+        say.encryption_required,
+    ),
+    # No login, and the server wants one: 530, Microsoft's 5.7.57.
+    ReplyRule(
+        _TRANSACTION,
+        _PERMANENT,
+        _any(
+            _codes(ReplyCode.AUTH_REQUIRED),
+            _statuses(Status.M365_NOT_AUTHENTICATED),
+            _policy_words(_AUTH_REQUIRED_TEXT),
+        ),
+        PAUSE_SERVER,
+        say.auth_required,
+    ),
+    # MAIL refused for something about this message, not about the sender: too big (552,
+    # 5.3.4), an address needing SMTPUTF8 (5.6.7, RFC 6531 §3.5), a parameter (555, 504).
+    ReplyRule(
+        {Stage.MAIL},
+        _PERMANENT,
+        _any(_codes(ReplyCode.STORAGE_EXCEEDED), _statuses(Status.MESSAGE_TOO_BIG)),
+        PERMANENT,
+        say.message_rejected,
+    ),
+    ReplyRule(
+        {Stage.MAIL},
+        _PERMANENT,
+        _statuses(Status.NON_ASCII_ADDRESS),
+        PERMANENT,
+        say.non_ascii_address,
+    ),
+    ReplyRule(
+        {Stage.MAIL},
+        _PERMANENT,
+        _codes(ReplyCode.PARAMETERS_NOT_RECOGNIZED, ReplyCode.PARAMETER_NOT_IMPLEMENTED),
+        PERMANENT,
+        say.refused,
+    ),
+    # The login may not send as this address: Postfix "not owned by user", Microsoft 5.7.60.
+    ReplyRule(
+        {Stage.MAIL},
+        _PERMANENT,
+        _any(
+            _codes(ReplyCode.MAILBOX_NAME_INVALID),
+            _statuses(Status.M365_SEND_AS_DENIED),
+            _policy_words(_SENDER_REFUSED_TEXT),
+        ),
+        PAUSE_SENDER,
+        say.sender_not_allowed,
+    ),
+    # "554 5.7.1 Relay access denied": the server does not know us (no login), so every
+    # recipient of another domain would be refused.
+    ReplyRule(
+        {Stage.RCPT},
+        _NEGATIVE,
+        _any(
+            _statuses(Status.M365_RELAY_DENIED),
+            _words(_RELAY_DENIED_TEXT),
+            _all(_codes(ReplyCode.TRANSACTION_FAILED), _statuses(Status.DELIVERY_NOT_AUTHORIZED)),
+        ),
+        PAUSE_SERVER,
+        say.relay_denied,
+    ),
+    # RFC 5321 §4.5.3.1.10: the rest of the recipients go in the next transaction.
+    ReplyRule({Stage.RCPT}, _NEGATIVE, is_too_many_recipients, TOO_MANY, say.too_many, TOO_MANY),
+    ReplyRule(
+        {Stage.RCPT},
+        _PERMANENT,
+        _any(
+            _statuses(Status.MAILBOX_UNKNOWN, Status.RECIPIENT_NOT_FOUND),
+            _all(
+                _codes(ReplyCode.MAILBOX_NOT_FOUND, ReplyCode.USER_NOT_LOCAL),
+                _words(r"unknown|does not exist"),
+            ),
+        ),
+        PERMANENT,
+        say.recipient_unknown,
+    ),
+    ReplyRule(_ANY_STAGE, _TRANSIENT, _always, TEMPORARY, say.temporary_failure),
+    # 554 at the greeting: this machine's address is refused (RFC 5321 §3.1). Keep the
+    # messages (the block may be lifted) but stop hammering the server.
+    ReplyRule({Stage.GREETING}, _PERMANENT, _always, PAUSE_SERVER, say.greeting_refused),
+    # After the data: Microsoft 365's "550 5.7.60 ... send as this sender" or
+    # "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException".
+    ReplyRule(
+        _MESSAGE,
+        _PERMANENT,
+        _any(
+            _statuses(Status.M365_SEND_AS_DENIED),
+            _words(r"send ?as ?denied"),
+            _policy_words(_SENDER_REFUSED_TEXT),
+        ),
+        PAUSE_SENDER,
+        say.sender_not_allowed,
+    ),
+    ReplyRule(_MESSAGE, _PERMANENT, _always, PERMANENT, say.message_rejected),
+    # A refused login, or our HELO name refused: every message would meet the same answer.
+    ReplyRule({Stage.AUTH}, _PERMANENT, _always, PAUSE_SERVER, say.auth_failed),
+    ReplyRule({Stage.EHLO}, _PERMANENT, _always, PAUSE_SERVER, say.refused),
+    # 550 / 553 sender refused for a reason of its own ("domain not found").
+    ReplyRule({Stage.MAIL}, _PERMANENT, _always, PAUSE_SENDER, say.refused),
+    ReplyRule(_ANY_STAGE, _PERMANENT, _always, PERMANENT, say.refused),
+)
+
+
+def reply_rule(stage: Stage, reply: Reply) -> ReplyRule:
+    """The row of `REPLY_RULES` that decides about `reply` to the command of `stage`."""
+    return next(rule for rule in REPLY_RULES if rule.matches(stage, reply))
 
 
 def classify_reply(stage: Stage, reply: Reply) -> Verdict:
@@ -220,59 +369,24 @@ def classify_reply(stage: Stage, reply: Reply) -> Verdict:
 
     `reply.code` must not be None: a missing reply is `classify_missing_reply`'s business.
     """
-    code = reply.code
-    assert code is not None, "a missing reply goes to classify_missing_reply"
-    throttling = is_throttling(reply)
-    if code in _EXPECTED[stage]:
+    assert reply.code is not None, "a missing reply goes to classify_missing_reply"
+    if reply.code in stage.expected:
         return SUCCESS
-    if 200 <= code < 400:
-        # A positive reply that does not answer this command (250 to DATA): the session is
-        # out of step, so nothing it says can count as accepted.
-        return TEMPORARY
-    if 400 <= code < 500:
-        if stage is Stage.RCPT and is_too_many_recipients(reply):
-            return Verdict(Classification.TEMPORARY, is_too_many_recipients=True)
-        return Verdict(Classification.TEMPORARY, is_throttling=throttling)
-    if not 500 <= code < 600:
-        return TEMPORARY  # not an SMTP reply code: garbage, try again (RFC 5321 §4.2.1)
-    return _classify_5xx(stage, reply)
+    rule = reply_rule(stage, reply)
+    if reply.reply_class is not ReplyClass.TRANSIENT_NEGATIVE:
+        return rule.verdict
+    if rule.transient == TEMPORARY and is_throttling(reply):
+        return THROTTLED
+    return rule.transient
 
 
-def _classify_5xx(stage: Stage, reply: Reply) -> Verdict:
-    code = reply.code
-    if stage in (Stage.AUTH, Stage.STARTTLS, Stage.EHLO):
-        # A refused login (535, Gmail's 534 app password), a refused TLS upgrade, or our
-        # HELO name refused: every message would meet the same answer.
-        return PAUSE_SERVER
-    if stage is Stage.GREETING:
-        # 554 at the greeting: this machine's address is refused (RFC 5321 §3.1). Keep the
-        # messages (the block may be lifted) but stop hammering the server.
-        return PAUSE_SERVER
-    if _is_settings_problem(reply):
-        return PAUSE_SERVER
-    if stage is Stage.MAIL:
-        if code == SMTPStatus.storage_exceeded or reply.enhanced in ("5.3.4", "5.6.7"):
-            # 552 / 5.3.4 the message is too big; 5.6.7 (RFC 6531 §3.5) needs SMTPUTF8: both
-            # are about this message, not about the sender.
-            return PERMANENT
-        if code in (SMTPStatus.syntax_error, SMTPStatus.parameter_not_implemented):
-            return PERMANENT  # 555 / 504: a MAIL parameter this message needed is refused
-        return PAUSE_SENDER  # 550 / 553 sender refused, "not owned by user", 5.7.60
-    if stage is Stage.RCPT:
-        if (
-            reply.enhanced == "5.7.54"
-            or _RELAY_DENIED_TEXT.search(reply.text)
-            or (code == SMTPStatus.transaction_failed and reply.enhanced == "5.7.1")
-        ):
-            # "554 5.7.1 Relay access denied": the server does not know us (no login), so
-            # every recipient of another domain would be refused.
-            return PAUSE_SERVER
-        if is_too_many_recipients(reply):
-            return Verdict(Classification.TEMPORARY, is_too_many_recipients=True)
-        return PERMANENT
-    if _is_sender_refused(reply):
-        return PAUSE_SENDER  # "550 5.7.60 ... send as this sender" after the data
-    return PERMANENT
+def diagnose_reply(
+    stage: Stage, reply: Reply, *, host: str = "", login: str = "", address: str = ""
+) -> Diagnosis:
+    """Say what a refusal means and what to change. `address` is the sender (at MAIL) or the
+    recipient (at RCPT) concerned; `host` and `login` let the advice name the provider."""
+    said = Said(stage=stage, reply=reply, host=host, login=login, address=address)
+    return reply_rule(stage, reply).advice(said)
 
 
 class Failure(enum.Enum):
@@ -298,3 +412,68 @@ def classify_missing_reply(failure: Failure, *, is_final_dot_sent: bool) -> Verd
     if is_final_dot_sent:
         return UNCERTAIN
     return TEMPORARY
+
+
+def explain_failure(
+    *,
+    stage: str,
+    classification: str,
+    code: int | None,
+    enhanced: str = "",
+    text: str = "",
+    sender: str = "",
+    recipient: str = "",
+    host: str = "",
+    login: str = "",
+) -> Diagnosis:
+    """One recipient's failed attempt in plain words: what happened and what to do.
+
+    Takes what the outbox records of an attempt (its stage and classification values, the
+    reply's code, enhanced code and text), so a page can show `explain_failure(...).sentence`
+    next to the recipient. A server's reply is explained by the reply table, as Check
+    connection explains it; without a reply, `text` already says what happened.
+    """
+    try:
+        where = Stage(stage)
+    except ValueError:  # a stage name from before the stages were one list
+        where = Stage.CONNECT
+    if code is not None:
+        address = sender if where is Stage.MAIL else recipient
+        return diagnose_reply(
+            where, Reply(code, enhanced, text), host=host, login=login, address=address
+        )
+    return _explain_no_reply(Classification(classification), text)
+
+
+def _explain_no_reply(classification: Classification, text: str) -> Diagnosis:
+    """No reply to explain: `text` is Postroom's own account of what happened."""
+    happened = text[:1].upper() + text[1:]
+    happened += "" if happened.endswith((".", "!", "?", "…")) else "."
+    if classification is Classification.UNCERTAIN:
+        return Diagnosis(
+            "uncertain",
+            f"{happened} The connection failed after the whole message was sent and before "
+            "the server confirmed it, so the server may have it.",
+            "Postroom sends it once more with the same Message-ID, so the receiving system can "
+            "drop a duplicate. If it stays uncertain, ask the recipient before you use Retry.",
+        )
+    if classification is Classification.CONFIG:
+        return Diagnosis(
+            "settings",
+            happened,
+            "Change the settings on Company → SMTP Server Information (Check connection says "
+            "what is wrong), then an administrator clicks Resume sending on the Outbox page.",
+        )
+    if classification is Classification.PERMANENT:
+        return Diagnosis(
+            "not_sendable",
+            happened,
+            "The server cannot take this message as it is: change the message or the address "
+            "and send it again.",
+        )
+    return Diagnosis(
+        "no_reply",
+        happened,
+        "Postroom tries again later by itself. If it keeps happening, run Check connection on "
+        "Company → SMTP Server Information.",
+    )

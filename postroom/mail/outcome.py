@@ -17,12 +17,11 @@ from postroom.mail.classify import (
     Classification,
     Failure,
     PauseScope,
-    Reply,
-    Stage,
     Verdict,
     classify_missing_reply,
     classify_reply,
 )
+from postroom.mail.replies import Reply, Stage
 
 # Characters that must never reach an envelope address: they would end or split the command
 # (C0 controls, DEL) or the path (angle brackets). Enqueue rejects them already.
@@ -51,6 +50,7 @@ class RecipientOutcome:
     code: int | None  # the server's reply code; None when there was no reply
     enhanced: str  # RFC 3463 status, "" if none
     text: str  # the server's text, or what happened when there was no reply
+    failure: Failure | None = None  # why there was no reply, when none came
 
     @property
     def is_success(self) -> bool:
@@ -136,10 +136,10 @@ class PreparedEnvelope:
 
 
 def _recipient_outcome(
-    address: str, stage: Stage, verdict: Verdict, reply: Reply
+    address: str, stage: Stage, verdict: Verdict, reply: Reply, failure: Failure | None = None
 ) -> RecipientOutcome:
     return RecipientOutcome(
-        address, verdict.classification, stage, reply.code, reply.enhanced, reply.text
+        address, verdict.classification, stage, reply.code, reply.enhanced, reply.text, failure
     )
 
 
@@ -158,11 +158,16 @@ class TransactionRecord:
         self.has_reply = False  # the server answered something of this transaction
 
     def decide(
-        self, index: int, stage: Stage, reply: Reply, verdict: Verdict | None = None
+        self,
+        index: int,
+        stage: Stage,
+        reply: Reply,
+        verdict: Verdict | None = None,
+        failure: Failure | None = None,
     ) -> None:
         verdict = verdict or classify_reply(stage, reply)
         self.decided[index] = _recipient_outcome(
-            self.envelope.recipients[index], stage, verdict, reply
+            self.envelope.recipients[index], stage, verdict, reply, failure
         )
         if verdict.should_pause or verdict.is_throttling:
             self.signals.append((verdict, str(reply)))
@@ -206,7 +211,7 @@ class TransactionRecord:
             verdict = classify_missing_reply(
                 failure, is_final_dot_sent=is_final_dot_sent and index in self.accepted
             )
-            self.decide(index, self.stage, Reply.missing(text), verdict)
+            self.decide(index, self.stage, Reply.missing(text), verdict, failure)
         self.accepted, self.not_tried = [], []
 
 
@@ -230,10 +235,12 @@ class DeliveryRecord:
         if prepared.sender_problem:
             self.decide_pending(Stage.ENVELOPE, PERMANENT, Reply.missing(prepared.sender_problem))
 
-    def decide_pending(self, stage: Stage, verdict: Verdict, reply: Reply) -> None:
+    def decide_pending(
+        self, stage: Stage, verdict: Verdict, reply: Reply, *, failure: Failure | None = None
+    ) -> None:
         for index in self.pending:
             self.decided[index] = _recipient_outcome(
-                self.envelope.recipients[index], stage, verdict, reply
+                self.envelope.recipients[index], stage, verdict, reply, failure
             )
         self.pending = []
         self._reached(stage)

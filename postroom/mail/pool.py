@@ -20,9 +20,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from postroom.mail.classify import Stage
 from postroom.mail.config import SmtpServerConfig
 from postroom.mail.delivery import DeliveryOutcome, Envelope, SmtpConnection
+from postroom.mail.replies import Stage
 from postroom.mail.tls import client_tls_context
 
 Clock = Callable[[], float]

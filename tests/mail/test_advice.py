@@ -9,7 +9,11 @@ import ssl
 
 import pytest
 
-from postroom.mail import advice
+from postroom.mail import advice, tls_advice
+from postroom.mail.advice import Diagnosis
+from postroom.mail.check_report import reply_text
+from postroom.mail.classify import diagnose_reply
+from postroom.mail.replies import Reply, Stage, split_enhanced_status
 from postroom.mail.tls import CertificateInfo
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -45,6 +49,11 @@ def verification_error(code: int, message: str) -> ssl.SSLCertVerificationError:
 # --- Replies --------------------------------------------------------------------------------
 
 
+def diagnose(*, phase: str, code: int, message: str, **context: str) -> Diagnosis:
+    """What the reply table (postroom.mail.classify) says of `code message` at `phase`."""
+    return diagnose_reply(Stage(phase.lower()), Reply.parse(code, message), **context)
+
+
 @pytest.mark.parametrize(
     ("phase", "code", "message"),
     [
@@ -63,7 +72,7 @@ def verification_error(code: int, message: str) -> ssl.SSLCertVerificationError:
 def test_microsoft_basic_auth_refusals_say_smtp_auth_is_disabled(
     phase: str, code: int, message: str
 ) -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase=phase, code=code, message=message, host="smtp.office365.com", login="a@contoso.com"
     )
     assert diagnosis.code == "basic_auth_disabled"
@@ -73,7 +82,7 @@ def test_microsoft_basic_auth_refusals_say_smtp_auth_is_disabled(
 
 
 def test_535_is_a_wrong_password_with_the_reply_quoted() -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase="AUTH",
         code=535,
         message="5.7.8 Error: authentication failed: bad credentials",
@@ -98,7 +107,7 @@ def test_535_is_a_wrong_password_with_the_reply_quoted() -> None:
 def test_535_at_a_provider_that_needs_app_passwords_says_how_to_make_one(
     host: str, needle: str
 ) -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase="AUTH",
         code=535,
         message="5.7.8 Username and Password not accepted.",
@@ -110,7 +119,7 @@ def test_535_at_a_provider_that_needs_app_passwords_says_how_to_make_one(
 
 
 def test_535_at_microsoft_mentions_authenticated_smtp() -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase="AUTH", code=535, message="5.7.8 bad", login="x", host="smtp.office365.com"
     )
     assert "Authenticated SMTP" in diagnosis.advice
@@ -123,7 +132,7 @@ def test_a_host_merely_containing_a_provider_name_is_not_that_provider() -> None
 
 
 def test_gmail_534_5_7_9_asks_for_an_app_password() -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase="AUTH",
         code=534,
         host="smtp.gmail.com",
@@ -136,7 +145,7 @@ def test_gmail_534_5_7_9_asks_for_an_app_password() -> None:
 
 @pytest.mark.parametrize("phase", ["AUTH", "MAIL"])
 def test_530_must_issue_starttls_first_says_to_require_encryption(phase: str) -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase=phase, code=530, host="h", message="5.7.0 Must issue a STARTTLS command first"
     )
     assert diagnosis.code == "encryption_required"
@@ -144,9 +153,7 @@ def test_530_must_issue_starttls_first_says_to_require_encryption(phase: str) ->
 
 
 def test_530_authentication_required_at_mail_asks_for_a_login() -> None:
-    diagnosis = advice.diagnose_reply(
-        phase="MAIL", code=530, host="h", message="5.7.0 Authentication required"
-    )
+    diagnosis = diagnose(phase="MAIL", code=530, host="h", message="5.7.0 Authentication required")
     assert diagnosis.code == "auth_required"
     assert "SMTP Authentication Login and Password" in diagnosis.advice
 
@@ -163,7 +170,7 @@ def test_530_authentication_required_at_mail_asks_for_a_login() -> None:
 def test_mail_from_refusals_say_the_login_may_not_send_as_that_address(
     code: int, message: str
 ) -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase="MAIL",
         code=code,
         message=message,
@@ -186,7 +193,7 @@ def test_mail_from_refusals_say_the_login_may_not_send_as_that_address(
     ],
 )
 def test_rcpt_relay_refusals_say_the_server_does_not_relay(code: int, message: str) -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase="RCPT", code=code, message=message, host="h", address="x@elsewhere.example"
     )
     assert diagnosis.code == "relay_denied"
@@ -195,7 +202,7 @@ def test_rcpt_relay_refusals_say_the_server_does_not_relay(code: int, message: s
 
 
 def test_unknown_recipient_is_not_a_relay_problem() -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase="RCPT",
         code=550,
         host="h",
@@ -206,15 +213,13 @@ def test_unknown_recipient_is_not_a_relay_problem() -> None:
 
 
 def test_a_4xx_reply_is_temporary() -> None:
-    diagnosis = advice.diagnose_reply(
-        phase="RCPT", code=451, host="h", message="4.7.1 Try again later"
-    )
+    diagnosis = diagnose(phase="RCPT", code=451, host="h", message="4.7.1 Try again later")
     assert diagnosis.code == "temporary_failure"
     assert "Try again" in diagnosis.advice
 
 
 def test_a_refused_greeting_says_the_server_refuses_this_machine() -> None:
-    diagnosis = advice.diagnose_reply(
+    diagnosis = diagnose(
         phase="GREETING",
         code=554,
         host="h",
@@ -224,15 +229,15 @@ def test_a_refused_greeting_says_the_server_refuses_this_machine() -> None:
 
 
 def test_an_unknown_refusal_still_quotes_the_server() -> None:
-    diagnosis = advice.diagnose_reply(phase="MAIL", code=555, host="h", message="Odd things")
+    diagnosis = diagnose(phase="MAIL", code=555, host="h", message="Odd things")
     assert diagnosis.code == "refused"
     assert "555 Odd things" in diagnosis.summary
 
 
 def test_enhanced_status_is_read_from_the_start_of_the_text() -> None:
-    assert advice.enhanced_status("5.7.139 Authentication unsuccessful") == "5.7.139"
-    assert advice.enhanced_status("Authentication 5.7.8 unsuccessful") is None
-    assert advice.reply_text(250, "mx.example\nSIZE 10\nHELP") == "250 mx.example / SIZE 10 / HELP"
+    assert split_enhanced_status(535, "5.7.139 Authentication unsuccessful")[0] == "5.7.139"
+    assert split_enhanced_status(535, "Authentication 5.7.8 unsuccessful")[0] == ""
+    assert reply_text(250, "mx.example\nSIZE 10\nHELP") == "250 mx.example / SIZE 10 / HELP"
 
 
 # --- Connection and TLS ---------------------------------------------------------------------
@@ -277,14 +282,16 @@ def test_dns_without_an_answer_is_a_network_problem() -> None:
 def test_wrong_version_number_is_recognised_as_tls_against_plain_text() -> None:
     error = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
     error.reason = "WRONG_VERSION_NUMBER"
-    assert advice.is_plain_text_tls_error(error)
+    assert tls_advice.is_plain_text_tls_error(error)
     other = ssl.SSLError(1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] handshake failure")
     other.reason = "SSLV3_ALERT_HANDSHAKE_FAILURE"
-    assert not advice.is_plain_text_tls_error(other)
+    assert not tls_advice.is_plain_text_tls_error(other)
 
 
 def test_tls_on_a_plain_port_explains_465_and_587() -> None:
-    diagnosis = advice.diagnose_tls_on_plain_port(port=587, plain_greeting="220 mx.example ESMTP")
+    diagnosis = tls_advice.diagnose_tls_on_plain_port(
+        port=587, plain_greeting="220 mx.example ESMTP"
+    )
     assert diagnosis.code == "tls_on_plain_port"
     assert "WRONG_VERSION_NUMBER" in diagnosis.summary
     assert "220 mx.example ESMTP" in diagnosis.summary
@@ -292,16 +299,16 @@ def test_tls_on_a_plain_port_explains_465_and_587() -> None:
 
 
 def test_silence_from_a_port_that_speaks_tls_means_implicit_tls_is_needed() -> None:
-    diagnosis = advice.diagnose_greeting_timeout(port=465, timeout=30, speaks_implicit_tls=True)
+    diagnosis = tls_advice.diagnose_greeting_timeout(port=465, timeout=30, speaks_implicit_tls=True)
     assert diagnosis.code == "plain_on_tls_port"
     assert "Implicit TLS" in diagnosis.advice
-    generic = advice.diagnose_greeting_timeout(port=2525, timeout=30, speaks_implicit_tls=False)
+    generic = tls_advice.diagnose_greeting_timeout(port=2525, timeout=30, speaks_implicit_tls=False)
     assert generic.code == "greeting_timeout"
     assert "30 s" in generic.summary
 
 
 def test_certificate_for_another_name_says_issued_for_x_not_y() -> None:
-    diagnosis = advice.diagnose_certificate(
+    diagnosis = tls_advice.diagnose_certificate(
         host="10.0.0.5",
         certificate=cert(names=("mail.example.net", "smtp.example.net")),
         error=verification_error(
@@ -317,7 +324,7 @@ def test_certificate_for_another_name_says_issued_for_x_not_y() -> None:
 
 
 def test_certificate_from_an_unknown_ca_says_add_the_ca_under_advanced() -> None:
-    diagnosis = advice.diagnose_certificate(
+    diagnosis = tls_advice.diagnose_certificate(
         host="mail.example.net",
         certificate=cert(issuer="Acme Internal CA"),
         now=NOW,
@@ -329,7 +336,7 @@ def test_certificate_from_an_unknown_ca_says_add_the_ca_under_advanced() -> None
 
 
 def test_an_untrusted_certificate_that_also_expired_says_both() -> None:
-    diagnosis = advice.diagnose_certificate(
+    diagnosis = tls_advice.diagnose_certificate(
         host="mail.example.net",
         now=NOW,
         certificate=cert(not_after=dt.datetime(2026, 3, 1, tzinfo=dt.UTC)),
@@ -340,7 +347,7 @@ def test_an_untrusted_certificate_that_also_expired_says_both() -> None:
 
 
 def test_self_signed_certificate_is_named_so() -> None:
-    diagnosis = advice.diagnose_certificate(
+    diagnosis = tls_advice.diagnose_certificate(
         host="mail.example.net",
         certificate=cert(self_signed=True),
         now=NOW,
@@ -351,7 +358,7 @@ def test_self_signed_certificate_is_named_so() -> None:
 
 
 def test_expired_certificate_gives_the_date() -> None:
-    diagnosis = advice.diagnose_certificate(
+    diagnosis = tls_advice.diagnose_certificate(
         host="mail.example.net",
         now=NOW,
         certificate=cert(not_after=dt.datetime(2026, 5, 2, 12, tzinfo=dt.UTC)),
@@ -378,7 +385,7 @@ def test_starttls_missing_when_optional_warns_about_the_password() -> None:
 
 
 def test_starttls_454_says_it_will_not_continue_in_plain_text() -> None:
-    diagnosis = advice.diagnose_starttls_refused(code=454, message="4.7.0 TLS not available")
+    diagnosis = diagnose(phase="STARTTLS", code=454, message="4.7.0 TLS not available")
     assert diagnosis.code == "starttls_refused"
     assert "454 4.7.0 TLS not available" in diagnosis.summary
     assert "does not continue in plain text" in diagnosis.summary

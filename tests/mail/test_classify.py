@@ -8,15 +8,16 @@ from postroom.mail.classify import (
     Classification,
     Failure,
     PauseScope,
-    Reply,
-    Stage,
     classify_missing_reply,
     classify_reply,
+    diagnose_reply,
+    explain_failure,
     is_out_of_step,
     is_throttling,
     is_too_many_recipients,
-    split_enhanced_status,
+    reply_rule,
 )
+from postroom.mail.replies import Reply, ReplyClass, Stage, split_enhanced_status
 
 S, T, P, U, C = (
     Classification.SUCCESS,
@@ -226,3 +227,103 @@ def test_classifications_match_the_outbox_values() -> None:
 def test_a_reply_prints_like_the_server_said_it() -> None:
     assert str(reply("550 5.1.1 User unknown")) == "550 5.1.1 User unknown"
     assert str(Reply.missing("no reply to DATA within 5 s")) == "no reply to DATA within 5 s"
+
+
+# --- One sentence for the Outbox: explain_failure -------------------------------------------
+
+
+def test_a_refused_recipient_is_explained_by_the_reply_table() -> None:
+    explained = explain_failure(
+        stage="rcpt",
+        classification="permanent",
+        code=550,
+        enhanced="5.1.1",
+        text="<nobody@example.org>: Recipient address rejected: User unknown",
+        recipient="nobody@example.org",
+    )
+    assert explained.code == "recipient_unknown"
+    assert explained.sentence == (
+        "The recipient nobody@example.org does not exist (550 5.1.1 <nobody@example.org>: "
+        "Recipient address rejected: User unknown). Check the address for typos and try "
+        "another one."
+    )
+
+
+def test_a_refused_sender_names_the_sender_and_the_login() -> None:
+    explained = explain_failure(
+        stage="mail",
+        classification="config",
+        code=553,
+        enhanced="5.7.1",
+        text="<bob@example.com>: Sender address rejected: not owned by user mailer",
+        sender="bob@example.com",
+        recipient="carol@example.org",
+        login="mailer",
+    )
+    assert explained.code == "sender_not_allowed"
+    assert "does not let the login 'mailer' send as bob@example.com" in explained.summary
+    assert "Send As" in explained.advice
+
+
+def test_an_uncertain_delivery_says_the_server_may_have_it_and_what_postroom_does() -> None:
+    explained = explain_failure(
+        stage="end_of_data",
+        classification="uncertain",
+        code=None,
+        text="no reply after the end of the message within 600 s",
+    )
+    assert explained.code == "uncertain"
+    assert explained.summary.startswith("No reply after the end of the message within 600 s.")
+    assert "the server may have it" in explained.summary
+    assert "same Message-ID" in explained.advice
+
+
+def test_a_pause_without_a_reply_points_at_check_connection_and_resume() -> None:
+    explained = explain_failure(
+        stage="starttls",
+        classification="config",
+        code=None,
+        text="TLS certificate not accepted: Hostname mismatch",
+    )
+    assert explained.code == "settings"
+    assert explained.summary == "TLS certificate not accepted: Hostname mismatch."
+    assert "Check connection" in explained.advice and "Resume sending" in explained.advice
+
+
+def test_a_deferral_without_a_reply_says_postroom_tries_again() -> None:
+    explained = explain_failure(
+        stage="tls",  # a stage name no Stage has: still explained
+        classification="temporary",
+        code=None,
+        text="connection refused: Connection refused",
+    )
+    assert explained.code == "no_reply"
+    assert explained.summary == "Connection refused: Connection refused."
+    assert "tries again later" in explained.advice
+
+
+@pytest.mark.parametrize(
+    ("stage", "line", "advice_code"),
+    [
+        (Stage.AUTH, "535 5.7.8 Error: authentication failed", "wrong_password"),
+        (Stage.MAIL, "530 5.7.0 Must issue a STARTTLS command first", "encryption_required"),
+        (Stage.RCPT, "554 5.7.1 <x@elsewhere.test>: Relay access denied", "relay_denied"),
+        (Stage.MAIL, "553 5.6.7 SMTPUTF8 required for this address", "smtputf8_missing"),
+        (
+            Stage.END_OF_DATA,
+            "550 5.7.60 SMTP; Client does not have permissions",
+            "sender_not_allowed",
+        ),
+        (Stage.RCPT, "452 4.5.3 Error: too many recipients", "too_many_recipients"),
+        (Stage.DATA, "250 2.0.0 Ok", "out_of_step"),
+        (Stage.MAIL, "999 what", "not_smtp"),
+    ],
+)
+def test_one_row_gives_the_verdict_and_the_advice(
+    stage: Stage, line: str, advice_code: str
+) -> None:
+    parsed = reply(line)
+    rule = reply_rule(stage, parsed)
+    assert diagnose_reply(stage, parsed).code == advice_code
+    if parsed.reply_class is not ReplyClass.TRANSIENT_NEGATIVE:
+        assert classify_reply(stage, parsed) == rule.verdict

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from postroom.mail.check_report import CheckReport, StepStatus
-from postroom.mail.classify import Classification
+from postroom.mail.classify import Classification, PauseScope, explain_failure
 from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy
 from postroom.mail.delivery import DeliveryOutcome, Envelope, SmtpConnection
 from postroom.mail.diagnostics import check_connection
+from postroom.mail.replies import Stage
 from tests.support.certs import CertAuthority, IssuedCert
 from tests.support.smtpd import ScriptedSmtpServer
 
@@ -64,6 +65,18 @@ def check(config: SmtpServerConfig) -> CheckReport:
     return report
 
 
+def config_for(server: ScriptedSmtpServer, test_ca: CertAuthority, **changes: Any) -> Any:
+    values: dict[str, Any] = {
+        "tls": TlsPolicy.STARTTLS_REQUIRED,
+        "login": LOGIN,
+        "password": PASSWORD,
+        "ca_pem": test_ca.pem,
+        "timeouts": FAST,
+        **changes,
+    }
+    return SmtpServerConfig(host="127.0.0.1", port=server.port, **values)
+
+
 def cram_md5_only(scripted_smtpd: Start, tls: str, cert: IssuedCert, **changes: Any) -> Any:
     """A server offering AUTH CRAM-MD5 alone: after STARTTLS, or (allowed) in plain text."""
     if tls == "starttls":
@@ -82,24 +95,14 @@ def cram_md5_only(scripted_smtpd: Start, tls: str, cert: IssuedCert, **changes: 
     return server, policy, allow_plain
 
 
-# Fails today: delivery pauses the server ("the server offers AUTH CRAM-MD5, not PLAIN or
-# LOGIN") after the check passed. The fix that makes the client one removes this mark.
-@pytest.mark.xfail(reason="two SMTP clients disagree on CRAM-MD5 (issue 9)", strict=True)
+# Before the two clients were one, this failed: the check passed AUTH with CRAM-MD5, and
+# delivery paused the server ("the server offers AUTH CRAM-MD5, not PLAIN or LOGIN").
 @pytest.mark.parametrize("tls", ["starttls", "plain-text-allowed"])
 def test_check_and_delivery_both_log_in_with_cram_md5(
     scripted_smtpd: Start, cert: IssuedCert, test_ca: CertAuthority, tls: str
 ) -> None:
     server, policy, allow_plain = cram_md5_only(scripted_smtpd, tls, cert)
-    config = SmtpServerConfig(
-        host="127.0.0.1",
-        port=server.port,
-        tls=policy,
-        login=LOGIN,
-        password=PASSWORD,
-        ca_pem=test_ca.pem,
-        timeouts=FAST,
-        allow_plaintext_auth=allow_plain,
-    )
+    config = config_for(server, test_ca, tls=policy, allow_plaintext_auth=allow_plain)
 
     report = check(config)
     outcome = deliver(config)
@@ -119,3 +122,61 @@ def test_check_and_delivery_both_log_in_with_cram_md5(
     ]
     [message] = server.wait_for_messages(1)
     assert message.login == LOGIN
+
+
+def test_a_wrong_password_over_cram_md5_gets_the_same_diagnosis_from_both(
+    scripted_smtpd: Start, cert: IssuedCert, test_ca: CertAuthority
+) -> None:
+    server = scripted_smtpd(
+        cert=cert, users={LOGIN: "the-right-one"}, auth_mechanisms=("CRAM-MD5",)
+    )
+    config = config_for(server, test_ca)
+
+    report = check(config)
+    outcome = deliver(config)
+
+    auth = report.step("auth")
+    assert auth is not None and (auth.status, auth.code) == (StepStatus.FAIL, "wrong_password")
+    assert "Method: CRAM-MD5" in auth.details
+    [recipient] = outcome.recipients
+    assert (recipient.classification, recipient.stage) == (Classification.CONFIG, Stage.AUTH)
+    assert outcome.pause_scope is PauseScope.SERVER
+    # What the Outbox will say of the paused message is what Check connection said.
+    explained = explain_failure(
+        stage=recipient.stage.value,
+        classification=recipient.classification.value,
+        code=recipient.code,
+        enhanced=recipient.enhanced,
+        text=recipient.text,
+        host=config.host,
+        login=config.login,
+    )
+    assert (explained.code, explained.summary, explained.advice) == (
+        auth.code,
+        auth.summary,
+        auth.advice,
+    )
+    assert [(a.mechanism, a.is_success) for a in server.auth_attempts] == [
+        ("CRAM-MD5", False),
+        ("CRAM-MD5", False),
+    ]
+    assert not server.has_envelope
+
+
+def test_forcing_a_method_the_server_lacks_stops_both_with_one_diagnosis(
+    scripted_smtpd: Start, cert: IssuedCert, test_ca: CertAuthority
+) -> None:
+    server = scripted_smtpd(cert=cert, users={LOGIN: PASSWORD}, auth_mechanisms=("CRAM-MD5",))
+    config = config_for(server, test_ca, auth_method="PLAIN")
+
+    report = check(config)
+    outcome = deliver(config)
+
+    auth = report.step("auth")
+    assert auth is not None and auth.code == "auth_method_not_offered"
+    assert auth.summary == (
+        "Authentication method PLAIN is chosen, but the server offers CRAM-MD5."
+    )
+    assert outcome.pause_scope is PauseScope.SERVER
+    assert outcome.pause_reason == f"{auth.summary} {auth.advice}"
+    assert server.auth_attempts == []

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from postroom.mail.classify import Classification, PauseScope, Stage
+from postroom.mail.classify import Classification, PauseScope
 from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy
 from postroom.mail.delivery import DeliveryOutcome, Envelope, SmtpConnection
+from postroom.mail.replies import Stage
 from tests.support.certs import CertAuthority
 from tests.support.faultsmtp import (
     CLOSE,

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from postroom.mail.classify import Classification, PauseScope, Stage
+from postroom.mail.classify import Classification, PauseScope
 from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy
 from postroom.mail.delivery import DeliveryOutcome, Envelope
 from postroom.mail.pool import ConnectionPool
+from postroom.mail.replies import Stage
 from tests.support.relay import PostfixRelay
 
 pytestmark = pytest.mark.relay

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from postroom.mail import advice
-from postroom.mail.classify import Classification, PauseScope, Stage
+from postroom.mail.classify import Classification, PauseScope
 from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy
 from postroom.mail.delivery import DeliveryOutcome, Envelope, SmtpConnection
 from postroom.mail.diagnostics import CheckReport, StepStatus, check_connection
+from postroom.mail.replies import Stage
 from tests.support.certs import CertAuthority, IssuedCert
 from tests.support.smtpd import ScriptedSmtpServer
 

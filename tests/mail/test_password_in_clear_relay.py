@@ -18,11 +18,12 @@ from django.core.management import CommandError, call_command
 from postroom.company.selectors import company_get
 from postroom.core.secrets import secret_encrypt
 from postroom.mail.advice import ALLOW_PLAINTEXT_AUTH
-from postroom.mail.classify import Classification, PauseScope, Stage
+from postroom.mail.classify import Classification, PauseScope
 from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy
 from postroom.mail.delivery import DeliveryOutcome, Envelope
 from postroom.mail.diagnostics import StepStatus, check_connection
 from postroom.mail.pool import ConnectionPool
+from postroom.mail.replies import Stage
 from tests.support.relay import PostfixRelay
 
 pytestmark = pytest.mark.relay
