@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
@@ -38,12 +38,17 @@ from typing import Any
 
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import Address, normalize_address
+from postroom.mail.custom_headers import (
+    MESSAGE_ID,
+    check_custom_headers,
+    check_date,
+    check_message_id,
+    check_subject,
+)
 from postroom.mail.encoding import POLICY, POLICY_SMTPUTF8, choose_text_cte
 from postroom.mail.folding import FoldedDate, FoldedHeader, FoldedMailbox, FoldedMessageId
 from postroom.mail.header_text import (
     check_header_phrase,
-    check_header_text,
-    reject_control_characters,
 )
 from postroom.mail.structure import check_message_shape, message_shape
 
@@ -53,69 +58,9 @@ MAX_LINE_OCTETS = 998
 # mangled or refused by the recipient's mail client when saving.
 MAX_FILENAME_LENGTH = 255
 
-# RFC 5322 §3.6.8: field-name = 1*ftext, ftext = %d33-57 / %d59-126 (printable ASCII but ":").
-_HEADER_NAME = re.compile(r"[!-9;-~]+")
-# RFC 5322 §3.6.4 msg-id = "<" id-left "@" id-right ">", both dot-atom-text here.
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_MESSAGE_ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*>")
 # RFC 2045 §5.1: type "/" subtype, both tokens.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _CONTENT_TYPE = re.compile(rf"({_TOKEN})/({_TOKEN})")
-
-# Headers a caller may add. Everything else is built from typed fields, added by the server
-# (Received, Return-Path, Authentication-Results, DKIM/ARC signatures), or describes the MIME
-# structure this module owns.
-ALLOWED_HEADERS = frozenset(
-    {
-        "list-unsubscribe",  # RFC 2369; with List-Unsubscribe-Post, RFC 8058 one-click
-        "list-unsubscribe-post",
-        "list-id",  # RFC 2919
-        "list-help",
-        "list-subscribe",
-        "list-post",
-        "list-owner",
-        "list-archive",
-        "auto-submitted",  # RFC 3834
-        "precedence",
-        "in-reply-to",  # RFC 5322 §3.6.4
-        "references",
-        "keywords",  # RFC 5322 §3.6.5
-        "comments",
-        "organization",  # RFC 4021 §2.1.48
-        "importance",
-        "priority",
-        "feedback-id",
-    }
-)
-# X-* headers are free, except ones receivers trust as set by themselves or by a filter.
-DENIED_X_PREFIXES = (
-    "x-postroom-",  # ours
-    "x-spam",
-    "x-virus",
-    "x-ms-exchange-",  # Exchange trusts X-MS-Exchange-Organization-* (spam verdicts, auth)
-    "x-google-",
-    "x-original-",
-    "x-envelope-",
-    "x-forwarded-",
-    "x-originating-ip",
-    "x-received",
-    "x-authenticated",
-    "x-auth-",
-    "x-mailgun-",
-    "x-ses-",
-    "x-sg-",
-)
-_TYPED_FIELDS = {
-    "from": "the sender field",
-    "to": "the To recipients",
-    "cc": "the Cc recipients",
-    "bcc": "the Bcc recipients (they never appear in the headers)",
-    "reply-to": "the Reply-To field",
-    "subject": "the subject field",
-    "date": "the outbox (it is set when the message is built)",
-    "message-id": "the outbox (it is assigned at enqueue)",
-    "mime-version": "the message builder",
-}
 
 
 @dataclass(frozen=True)
@@ -157,78 +102,9 @@ def new_message_id(domain: str) -> str:
     of a Message-ID should name the originating domain (RFC 5322 §3.6.4).
     """
     domain = domain.strip().lower()
-    if not domain.isascii() or _MESSAGE_ID.fullmatch(f"<x@{domain}>") is None:
+    if not domain.isascii() or MESSAGE_ID.fullmatch(f"<x@{domain}>") is None:
         raise ValueError(f"new_message_id needs an ASCII (punycode) domain, not {domain!r}")
     return f"<{uuid.uuid4().hex}@{domain}>"
-
-
-def check_message_id(message_id: str) -> None:
-    if _MESSAGE_ID.fullmatch(message_id) is None:
-        reject_control_characters(
-            message_id, label="Message-ID", what="the value", field="message_id"
-        )
-        raise ValidationError(
-            f"Message-ID {message_id!r} is not of the form <unique@domain>.", field="message_id"
-        )
-
-
-def check_date(date: datetime) -> None:
-    if date.tzinfo is None or date.utcoffset() is None:
-        # A naive time would be written as "-0000" (unknown zone, RFC 5322 §3.3).
-        raise ValueError("The Date of a message must be a timezone-aware datetime")
-
-
-def check_subject(subject: str) -> None:
-    check_header_text(subject, label="Subject", what="the subject", field="subject")
-
-
-def check_custom_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Return the custom headers in order, or raise ValidationError for the first bad one."""
-    seen: set[str] = set()
-    checked: list[tuple[str, str]] = []
-    for name, value in headers.items():
-        if not isinstance(name, str) or _HEADER_NAME.fullmatch(name) is None:
-            raise ValidationError(
-                f"Header name {name!r} is not valid: use printable ASCII letters, digits and "
-                "dashes, without ':' or blanks (RFC 5322 §3.6.8).",
-                field="headers",
-            )
-        lower = name.lower()
-        if lower in seen:
-            raise ValidationError(f"Header {name!r} is given twice.", field="headers")
-        seen.add(lower)
-        _check_header_allowed(name, lower)
-        if not isinstance(value, str):
-            raise ValidationError(f"Header {name!r}: the value must be text.", field="headers")
-        check_header_text(value, label=f"Header {name}", what="the value", field="headers")
-        if not value.strip():
-            raise ValidationError(f"Header {name!r} has no value.", field="headers")
-        checked.append((name, value))
-    return checked
-
-
-def _check_header_allowed(name: str, lower: str) -> None:
-    if lower in _TYPED_FIELDS:
-        raise ValidationError(
-            f"Header {name!r} cannot be set as a custom header; it comes from "
-            f"{_TYPED_FIELDS[lower]}.",
-            field="headers",
-        )
-    if lower in ALLOWED_HEADERS:
-        return
-    if lower.startswith("x-") and not lower.startswith(DENIED_X_PREFIXES):
-        return
-    if lower.startswith("content-"):
-        reason = "the MIME structure is built from the text, HTML and attachments"
-    elif lower.startswith("x-"):
-        reason = "receiving servers and filters trust it as set by themselves"
-    else:
-        reason = (
-            "only X-* headers and List-*, Auto-Submitted, Precedence, In-Reply-To, References, "
-            "Keywords, Comments, Organization, Importance, Priority and Feedback-ID can be set; "
-            "trace, signature and resent headers are added by servers"
-        )
-    raise ValidationError(f"Header {name!r} is not allowed: {reason}.", field="headers")
 
 
 def header_address(address: Address, normalized_addr_spec: str) -> HeaderAddress:
@@ -455,8 +331,9 @@ def build_message(
     to: Any = recipients.header_to
     if len(to) == 1 and not headers_utf8:  # the shape the bulk renderer writes itself
         to = FoldedMailbox("To", to[0].display_name, to[0].addr_spec)
+    from_ = [header_address(email.from_, sender.addr_spec)]
     fields = ordered_headers(
-        from_=[header_address(email.from_, sender.addr_spec)],
+        from_=from_,
         to=to,
         cc=recipients.header_cc,
         reply_to=recipients.header_reply_to,
@@ -468,7 +345,53 @@ def build_message(
     for name, value in fields:
         msg[name] = value
     msg["MIME-Version"] = "1.0"
+    _set_body(msg, email, attachments, policy=policy, boundary=boundary)
 
+    raw = msg.as_bytes(policy=policy)
+    _check_wire_format(raw)
+    _check_reads_back(raw, msg, email, from_, recipients, attachments)
+    return BuiltMessage(
+        raw=raw,
+        envelope_from=sender.addr_spec,
+        recipients=recipients.envelope,
+        needs_smtputf8=sender.needs_smtputf8 or recipients.envelope_needs_smtputf8 or headers_utf8,
+        size=len(raw),
+    )
+
+
+def _check_reads_back(
+    raw: bytes,
+    msg: EmailMessage,
+    email: OutgoingEmail,
+    from_: list[HeaderAddress],
+    recipients: _Recipients,
+    attachments: Sequence[tuple[Attachment, str, str]],
+) -> None:
+    """Parse `raw` back and compare it with what was asked (postroom.mail.structure)."""
+    shape = message_shape(
+        msg,
+        addresses={
+            "From": from_,
+            "To": recipients.header_to,
+            "Cc": recipients.header_cc,
+            "Reply-To": recipients.header_reply_to,
+        },
+        subject=email.subject,
+        filenames=[attachment.filename for attachment, _, _ in attachments],
+    )
+    check_message_shape(raw, shape)
+
+
+def _set_body(
+    msg: EmailMessage,
+    email: OutgoingEmail,
+    attachments: Sequence[tuple[Attachment, str, str]],
+    *,
+    policy: EmailPolicy[Any],
+    boundary: str | None,
+) -> None:
+    """The text part, or multipart/alternative of text and HTML, inside multipart/mixed when
+    there are attachments (RFC 2046 §5.1.3, §5.1.4)."""
     parts = body_parts(email.text, email.html)
     alternative, mixed = content_boundaries(parts, [a for a, _, _ in attachments])
     alternative = boundary or alternative
@@ -490,28 +413,6 @@ def build_message(
             body.set_payload(text_parts)
         msg["Content-Type"] = multipart_content_type("mixed", mixed)
         msg.set_payload([body, *_attachment_parts(attachments, policy)])
-
-    raw = msg.as_bytes(policy=policy)
-    _check_wire_format(raw)
-    shape = message_shape(
-        msg,
-        addresses={
-            "From": fields[0][1],
-            "To": recipients.header_to,
-            "Cc": recipients.header_cc,
-            "Reply-To": recipients.header_reply_to,
-        },
-        subject=email.subject,
-        filenames=[attachment.filename for attachment, _, _ in attachments],
-    )
-    check_message_shape(raw, shape)
-    return BuiltMessage(
-        raw=raw,
-        envelope_from=sender.addr_spec,
-        recipients=recipients.envelope,
-        needs_smtputf8=sender.needs_smtputf8 or recipients.envelope_needs_smtputf8 or headers_utf8,
-        size=len(raw),
-    )
 
 
 def _check_wire_format(raw: bytes) -> None:
