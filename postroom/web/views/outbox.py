@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from postroom.accounts.permissions import administrator_required
 from postroom.core.errors import NotFoundError, PermissionDeniedError, PostroomError
-from postroom.outbox import selectors, services
+from postroom.outbox import actions, pauses, selectors
 from postroom.outbox.models import Lane, Message, MessageStatus
 from postroom.outbox.selectors import MessageFilters
 
@@ -124,7 +124,7 @@ def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "detail": detail,
             "message": message,
-            "can_retry": message.status in services.RETRYABLE_MESSAGE_STATUSES,
+            "can_retry": message.status in actions.RETRYABLE_MESSAGE_STATUSES,
             "can_cancel": message.status in CANCELLABLE_STATUSES,
         },
     )
@@ -166,7 +166,7 @@ def outbox_message_retry(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(
         request,
         pk,
-        services.message_retry,
+        actions.message_retry,
         "The message is queued again for every recipient that did not get it.",
     )
 
@@ -176,7 +176,7 @@ def outbox_message_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(
         request,
         pk,
-        services.message_cancel,
+        actions.message_cancel,
         "The message is cancelled: recipients that did not get it yet will not.",
     )
 
@@ -185,10 +185,10 @@ def outbox_message_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @administrator_required
 def outbox_server_resume(request: HttpRequest) -> HttpResponse:
     server = request.POST.get("server", "")
-    if not services.server_is_paused(server=server):
+    if not pauses.server_is_paused(server=server):
         messages.error(request, f"Sending through {server or 'that server'} is not paused.")
     else:
-        services.server_resume(server=server)
+        pauses.server_resume(server=server)
         messages.success(
             request,
             f"Sending through {server} resumed. If the same problem comes back, the server "
