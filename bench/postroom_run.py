@@ -126,25 +126,27 @@ def _run(args: argparse.Namespace, data_dir: Path, result: dict[str, Any]) -> No
     from django.core.management import call_command
     from django.db import connection
 
-    from postroom.company.services import company_smtp_update
+    from postroom.company.services import SmtpSettingsInput, company_smtp_update
     from postroom.company.validation import MAX_CONNECTIONS
     from postroom.outbox.pauses import server_pause, server_resume
 
     call_command("migrate", verbosity=0, interactive=False)
     company_smtp_update(
         actor=None,
-        smtp_host=args.host,
-        smtp_port=args.port,
-        smtp_secure_required=False,
-        smtp_tls_mode="none",  # smtp-sink offers no STARTTLS; TLS would measure OpenSSL
-        sender_email=corpus.SENDER,
-        sender_name=corpus.SENDER_NAME,
-        # The company's cap on connections to its server, raised to what the workers open;
-        # no rate limit (0), since measuring is the point.
-        smtp_max_connections=min(MAX_CONNECTIONS, args.concurrency * args.workers),
-        smtp_rate_per_second=0,
-        smtp_rate_per_minute=0,
-        smtp_rate_per_day=0,
+        values=SmtpSettingsInput(
+            smtp_host=args.host,
+            smtp_port=args.port,
+            smtp_secure_required=False,
+            smtp_tls_mode="none",  # smtp-sink offers no STARTTLS; TLS would measure OpenSSL
+            sender_email=corpus.SENDER,
+            sender_name=corpus.SENDER_NAME,
+            # The company's cap on connections to its server, raised to what the workers open;
+            # no rate limit (0), since measuring is the point.
+            smtp_max_connections=min(MAX_CONNECTIONS, args.concurrency * args.workers),
+            smtp_rate_per_second=0,
+            smtp_rate_per_minute=0,
+            smtp_rate_per_day=0,
+        ),
     )
     server = f"{args.host}:{args.port}"  # the worker's key for a server (host:port)
     enqueue = _enqueuer(args.enqueue)

@@ -7,6 +7,7 @@ never put in an exception or the audit log, and never returned.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -100,96 +101,89 @@ def _secret_change(
     return stored, None
 
 
+@dataclass(frozen=True)
+class SmtpSettingsInput:
+    """What an administrator typed on SMTP Server Information: the edit form's fields.
+
+    Blank passwords keep the stored ones; `*_clear` removes them. Nothing here is checked yet
+    (`smtp_settings_clean` does that), so "Test these settings" can use typed values too.
+    """
+
+    smtp_host: str
+    smtp_port: int | None
+    smtp_login: str = ""
+    smtp_password: str = ""
+    smtp_password_clear: bool = False
+    smtp_secure_required: bool = True
+    smtp_allow_plaintext_auth: bool = False
+    epod_username: str = ""
+    epod_password: str = ""
+    epod_password_clear: bool = False
+    sender_email: str = ""
+    sender_name: str = ""
+    smtp_preset: str = ""
+    smtp_tls_mode: str = TlsMode.AUTO
+    smtp_ca_certificate: str = ""
+    smtp_helo_name: str = ""
+    smtp_auth_method: str = AuthMethod.AUTO
+    smtp_timeout_connect: int | None = None
+    smtp_timeout_command: int | None = None
+    smtp_timeout_data: int | None = None
+    smtp_max_connections: int | None = None
+    smtp_rate_per_second: int | None = None
+    smtp_rate_per_minute: int | None = None
+    smtp_rate_per_day: int | None = None
+    sandbox_mode: bool = False
+    send_as_policy: str = SendAsPolicy.AUTO
+
+
+def smtp_settings_clean(values: SmtpSettingsInput) -> dict[str, Any]:
+    """The plain fields as stored; ValidationError (with the field) for the first bad one."""
+    v = values
+    validation.tls_mode_check(tls_mode=v.smtp_tls_mode, secure_required=v.smtp_secure_required)
+    validation.auth_method_check(v.smtp_auth_method)
+    if v.smtp_password:
+        validation.smtp_password_check(v.smtp_password)
+    return {
+        "smtp_host": validation.smtp_host_clean(v.smtp_host),
+        "smtp_port": validation.smtp_port_clean(v.smtp_port),
+        "smtp_login": validation.login_clean(v.smtp_login, field="smtp_login"),
+        "smtp_secure_required": v.smtp_secure_required,
+        "smtp_allow_plaintext_auth": v.smtp_allow_plaintext_auth,
+        "epod_username": validation.login_clean(v.epod_username, field="epod_username"),
+        "sender_email": validation.sender_email_clean(v.sender_email),
+        "sender_name": validation.sender_name_clean(v.sender_name),
+        "smtp_preset": v.smtp_preset,
+        "smtp_tls_mode": v.smtp_tls_mode,
+        "smtp_ca_certificate": validation.ca_certificate_clean(v.smtp_ca_certificate),
+        "smtp_helo_name": validation.helo_name_clean(v.smtp_helo_name),
+        "smtp_auth_method": v.smtp_auth_method,
+        "smtp_timeout_connect": validation.timeout_clean(v.smtp_timeout_connect, which="connect"),
+        "smtp_timeout_command": validation.timeout_clean(v.smtp_timeout_command, which="command"),
+        "smtp_timeout_data": validation.timeout_clean(v.smtp_timeout_data, which="data"),
+        "smtp_max_connections": validation.max_connections_clean(v.smtp_max_connections),
+        "smtp_rate_per_second": validation.rate_clean(v.smtp_rate_per_second, per="second"),
+        "smtp_rate_per_minute": validation.rate_clean(v.smtp_rate_per_minute, per="minute"),
+        "smtp_rate_per_day": validation.rate_clean(v.smtp_rate_per_day, per="day"),
+        "sandbox_mode": v.sandbox_mode,
+        "send_as_policy": validation.send_as_policy_clean(v.send_as_policy),
+    }
+
+
 def company_smtp_update(
-    *,
-    actor: User | AnonymousUser | None,
-    smtp_host: str,
-    smtp_port: int | None,
-    smtp_login: str = "",
-    smtp_password: str = "",
-    smtp_password_clear: bool = False,
-    smtp_secure_required: bool = True,
-    smtp_allow_plaintext_auth: bool = False,
-    epod_username: str = "",
-    epod_password: str = "",
-    epod_password_clear: bool = False,
-    sender_email: str = "",
-    sender_name: str = "",
-    smtp_preset: str = "",
-    smtp_tls_mode: str = TlsMode.AUTO,
-    smtp_ca_certificate: str = "",
-    smtp_helo_name: str = "",
-    smtp_auth_method: str = AuthMethod.AUTO,
-    smtp_timeout_connect: int | None = None,
-    smtp_timeout_command: int | None = None,
-    smtp_timeout_data: int | None = None,
-    smtp_max_connections: int | None = None,
-    smtp_rate_per_second: int | None = None,
-    smtp_rate_per_minute: int | None = None,
-    smtp_rate_per_day: int | None = None,
-    sandbox_mode: bool = False,
-    send_as_policy: str = SendAsPolicy.AUTO,
+    *, actor: User | AnonymousUser | None, values: SmtpSettingsInput
 ) -> Company:
     """Save SMTP Server Information and record in the audit log which fields changed.
 
-    A blank password keeps the stored one; `*_clear` removes it; a new value replaces it.
     Raises ValidationError (with the field's name) for the first invalid value.
     """
-    validation.tls_mode_check(tls_mode=smtp_tls_mode, secure_required=smtp_secure_required)
-    validation.auth_method_check(smtp_auth_method)
-    if smtp_password:
-        validation.smtp_password_check(smtp_password)
-    clean: dict[str, Any] = {
-        "smtp_host": validation.smtp_host_clean(smtp_host),
-        "smtp_port": validation.smtp_port_clean(smtp_port),
-        "smtp_login": validation.login_clean(smtp_login, field="smtp_login"),
-        "smtp_secure_required": smtp_secure_required,
-        "smtp_allow_plaintext_auth": smtp_allow_plaintext_auth,
-        "epod_username": validation.login_clean(epod_username, field="epod_username"),
-        "sender_email": validation.sender_email_clean(sender_email),
-        "sender_name": validation.sender_name_clean(sender_name),
-        "smtp_preset": smtp_preset,
-        "smtp_tls_mode": smtp_tls_mode,
-        "smtp_ca_certificate": validation.ca_certificate_clean(smtp_ca_certificate),
-        "smtp_helo_name": validation.helo_name_clean(smtp_helo_name),
-        "smtp_auth_method": smtp_auth_method,
-        "smtp_timeout_connect": validation.timeout_clean(smtp_timeout_connect, which="connect"),
-        "smtp_timeout_command": validation.timeout_clean(smtp_timeout_command, which="command"),
-        "smtp_timeout_data": validation.timeout_clean(smtp_timeout_data, which="data"),
-        "smtp_max_connections": validation.max_connections_clean(smtp_max_connections),
-        "smtp_rate_per_second": validation.rate_clean(smtp_rate_per_second, per="second"),
-        "smtp_rate_per_minute": validation.rate_clean(smtp_rate_per_minute, per="minute"),
-        "smtp_rate_per_day": validation.rate_clean(smtp_rate_per_day, per="day"),
-        "sandbox_mode": sandbox_mode,
-        "send_as_policy": validation.send_as_policy_clean(send_as_policy),
-    }
-
+    clean = smtp_settings_clean(values)
     with transaction.atomic():
         company = company_get()
         company = Company.objects.select_for_update().get(pk=company.pk)
         if clean["sender_email"].lower() != company.sender_email.lower():
             _sender_email_owner_check(clean["sender_email"])
-        changes: dict[str, Any] = {}
-        for field, label in _PLAIN_FIELDS:
-            old, new = getattr(company, field), clean[field]
-            if old != new:
-                changes[label] = {"from": _audit_value(field, old), "to": _audit_value(field, new)}
-                setattr(company, field, new)
-        secret_inputs = {
-            "smtp_password_encrypted": (smtp_password, smtp_password_clear, "smtp_password"),
-            "epod_password_encrypted": (epod_password, epod_password_clear, "epod_password"),
-        }
-        for field, label in SECRET_FIELDS:
-            plaintext, clear, form_field = secret_inputs[field]
-            token, what = _secret_change(
-                stored=getattr(company, field),
-                new_plaintext=plaintext,
-                clear=clear,
-                field=f"{form_field}_clear",
-            )
-            if what is not None:
-                changes[label] = {"changed": True, "secret": what}
-                setattr(company, field, token)
+        changes = _plain_changes(company, clean) | _secret_changes(company, values)
         if not changes:
             return company
         if actor is not None and actor.is_authenticated:
@@ -198,6 +192,38 @@ def company_smtp_update(
         audit_record(actor=actor, action=SMTP_UPDATED, subject=AUDIT_SUBJECT, changes=changes)
     logger.info("SMTP Server Information changed: %s", ", ".join(changes))
     return company
+
+
+def _plain_changes(company: Company, clean: dict[str, Any]) -> dict[str, Any]:
+    """Set the changed plain fields on `company`; return them in the audit log's form."""
+    changes: dict[str, Any] = {}
+    for field, label in _PLAIN_FIELDS:
+        old, new = getattr(company, field), clean[field]
+        if old != new:
+            changes[label] = {"from": _audit_value(field, old), "to": _audit_value(field, new)}
+            setattr(company, field, new)
+    return changes
+
+
+def _secret_changes(company: Company, values: SmtpSettingsInput) -> dict[str, Any]:
+    """Encrypt, keep or clear each password on `company`; the log says only what happened."""
+    inputs = {
+        "smtp_password_encrypted": (values.smtp_password, values.smtp_password_clear, "smtp"),
+        "epod_password_encrypted": (values.epod_password, values.epod_password_clear, "epod"),
+    }
+    changes: dict[str, Any] = {}
+    for field, label in SECRET_FIELDS:
+        plaintext, clear, prefix = inputs[field]
+        token, what = _secret_change(
+            stored=getattr(company, field),
+            new_plaintext=plaintext,
+            clear=clear,
+            field=f"{prefix}_password_clear",
+        )
+        if what is not None:
+            changes[label] = {"changed": True, "secret": what}
+            setattr(company, field, token)
+    return changes
 
 
 def _sender_email_owner_check(address: str) -> None:

@@ -17,7 +17,7 @@ from playwright.sync_api import Locator, Page, expect
 from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
-from postroom.company.services import company_smtp_update
+from postroom.company.services import SmtpSettingsInput, company_smtp_update
 from postroom.inbox.models import CapturedMessage
 from postroom.inbox.server import CaptureServer
 from postroom.mail.addresses import parse_address
@@ -151,13 +151,15 @@ def test_through_the_relay_each_recipient_gets_its_own_fate_and_the_rest_can_be_
     page, relay = admin_page, relay_mailbox
     company_smtp_update(
         actor=None,
-        smtp_host=relay.host,
-        smtp_port=relay.starttls_port,
-        smtp_login=relay.user,
-        smtp_password=relay.password,
-        smtp_secure_required=True,
-        sender_email="relayuser@example.com",
-        smtp_ca_certificate=relay.ca_pem,
+        values=SmtpSettingsInput(
+            smtp_host=relay.host,
+            smtp_port=relay.starttls_port,
+            smtp_login=relay.user,
+            smtp_password=relay.password,
+            smtp_secure_required=True,
+            sender_email="relayuser@example.com",
+            smtp_ca_certificate=relay.ca_pem,
+        ),
     )
     with running_worker(concurrency=2):
         # The relay answers 550 to reject@ and 451 to tempfail@ (tests/support/relay.py).

@@ -15,7 +15,12 @@ from postroom.audit.selectors import audit_change_lines
 from postroom.audit.services import audit_record
 from postroom.company.models import Company
 from postroom.company.selectors import company_get
-from postroom.company.services import SMTP_UPDATED, company_smtp_update, company_verify_secrets
+from postroom.company.services import (
+    SMTP_UPDATED,
+    SmtpSettingsInput,
+    company_smtp_update,
+    company_verify_secrets,
+)
 from postroom.core.errors import SecretKeyError, ValidationError
 from postroom.core.secrets import secret_decrypt
 
@@ -41,7 +46,7 @@ def update(actor: User | None, **overrides: Any) -> Company:
         "sender_name": "Acme Ltd",
     }
     values.update(overrides)
-    return company_smtp_update(actor=actor, **values)
+    return company_smtp_update(actor=actor, values=SmtpSettingsInput(**values))
 
 
 def stored_tokens() -> tuple[str, str]:

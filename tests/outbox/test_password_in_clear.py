@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from postroom.company.selectors import company_get
-from postroom.company.services import company_smtp_update
+from postroom.company.services import SmtpSettingsInput, company_smtp_update
 from postroom.outbox.models import Attempt, Classification, MessageStatus, ServerPause
 from postroom.outbox.pauses import server_resume
 from tests.accounts.factories import admin_make
@@ -27,16 +27,18 @@ def configure(relay: PostfixRelay, *, allow_plaintext_auth: bool) -> None:
     as the page saves it."""
     company_smtp_update(
         actor=None,
-        smtp_host=relay.host,
-        smtp_port=relay.plain_port,
-        smtp_secure_required=False,
-        smtp_login=relay.user,
-        smtp_password=relay.password,
-        smtp_allow_plaintext_auth=allow_plaintext_auth,
-        sender_email=relay.allowed_senders[0],
-        smtp_timeout_connect=10,
-        smtp_timeout_command=20,
-        smtp_timeout_data=20,
+        values=SmtpSettingsInput(
+            smtp_host=relay.host,
+            smtp_port=relay.plain_port,
+            smtp_secure_required=False,
+            smtp_login=relay.user,
+            smtp_password=relay.password,
+            smtp_allow_plaintext_auth=allow_plaintext_auth,
+            sender_email=relay.allowed_senders[0],
+            smtp_timeout_connect=10,
+            smtp_timeout_command=20,
+            smtp_timeout_data=20,
+        ),
     )
 
 

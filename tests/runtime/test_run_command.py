@@ -23,9 +23,9 @@ from tests.core.processes import (
 
 def _store_smtp_password(env: dict[str, str], password: str) -> None:
     code = (
-        "from postroom.company.services import company_smtp_update;"
-        f"company_smtp_update(actor=None, smtp_host='smtp.example.com', smtp_port=587,"
-        f" smtp_login='mailer', smtp_password={password!r})"
+        "from postroom.company.services import SmtpSettingsInput, company_smtp_update;"
+        "company_smtp_update(actor=None, values=SmtpSettingsInput(smtp_host='smtp.example.com',"
+        f" smtp_port=587, smtp_login='mailer', smtp_password={password!r}))"
     )
     postroom_shell(env, code)
 

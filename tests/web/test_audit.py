@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from postroom.accounts.models import Role, User
 from postroom.audit.services import audit_record
-from postroom.company.services import company_smtp_update
+from postroom.company.services import SmtpSettingsInput, company_smtp_update
 
 pytestmark = pytest.mark.django_db
 
@@ -67,9 +67,9 @@ def test_an_smtp_change_reads_as_field_old_and_new_and_secrets_only_as_set(
 ) -> None:
     company_smtp_update(
         actor=User.objects.get(username="ada"),
-        smtp_host="smtp.gmail.com",
-        smtp_port=587,
-        smtp_password="Audit-Plaintext-3b7e",
+        values=SmtpSettingsInput(
+            smtp_host="smtp.gmail.com", smtp_port=587, smtp_password="Audit-Plaintext-3b7e"
+        ),
     )
     html = page(admin_web)
     assert "company.smtp.updated" in html and "SMTP Server Information" in html

@@ -17,7 +17,7 @@ from postroom.accounts.models import Role, User
 from postroom.audit.models import AuditEntry
 from postroom.company.models import Company
 from postroom.company.selectors import company_get
-from postroom.company.services import company_smtp_update
+from postroom.company.services import SmtpSettingsInput, company_smtp_update
 from postroom.core.secrets import secret_decrypt
 from tests.support.certs import CertAuthority
 
@@ -113,10 +113,12 @@ def test_company_opens_the_smtp_tab(admin_web: Client) -> None:
 def test_view_mode_shows_the_seed_fields_read_only(admin_web: Client) -> None:
     company_smtp_update(
         actor=None,
-        smtp_host="smtp.gmail.com",
-        smtp_port=587,
-        smtp_login="me@gmail.com",
-        epod_username="epod-user",
+        values=SmtpSettingsInput(
+            smtp_host="smtp.gmail.com",
+            smtp_port=587,
+            smtp_login="me@gmail.com",
+            epod_username="epod-user",
+        ),
     )
     html = page(admin_web, VIEW_URL)
     view = html[html.index('<dl class="view">') :]
@@ -129,7 +131,9 @@ def test_view_mode_shows_the_seed_fields_read_only(admin_web: Client) -> None:
 
 
 def test_edit_shows_the_form_with_the_stored_values_and_a_cancel_link(admin_web: Client) -> None:
-    company_smtp_update(actor=None, smtp_host="smtp.gmail.com", smtp_port=587)
+    company_smtp_update(
+        actor=None, values=SmtpSettingsInput(smtp_host="smtp.gmail.com", smtp_port=587)
+    )
     html = page(admin_web, EDIT_URL)
     assert 'value="smtp.gmail.com"' in field_block(html, "smtp_host")
     assert 'value="587"' in field_block(html, "smtp_port")
@@ -155,7 +159,9 @@ def test_save_returns_to_view_mode_with_a_message_and_the_new_values(admin_web: 
 
 
 def test_cancel_leaves_everything_as_it_was(admin_web: Client) -> None:
-    company_smtp_update(actor=None, smtp_host="smtp.gmail.com", smtp_port=587)
+    company_smtp_update(
+        actor=None, values=SmtpSettingsInput(smtp_host="smtp.gmail.com", smtp_port=587)
+    )
     before, audits = company_row(), AuditEntry.objects.count()
     page(admin_web, EDIT_URL)
     page(admin_web, EDIT_URL + "?preset=yahoo")  # even after applying a preset
@@ -206,7 +212,9 @@ INVALID = [
 def test_an_invalid_value_is_explained_next_to_its_field_and_nothing_is_saved(
     admin_web: Client, field: str, value: str, message: str
 ) -> None:
-    company_smtp_update(actor=None, smtp_host="smtp.before.example", smtp_port=25)
+    company_smtp_update(
+        actor=None, values=SmtpSettingsInput(smtp_host="smtp.before.example", smtp_port=25)
+    )
     before, audits = company_row(), AuditEntry.objects.count()
     response = save(admin_web, **{field: value})
     assert response.status_code == 200
@@ -414,9 +422,9 @@ def test_y_shows_no_password_warning(admin_web: Client) -> None:
 def test_a_preset_prefills_host_port_and_security_without_saving(admin_web: Client) -> None:
     company_smtp_update(
         actor=None,
-        smtp_host="relay.internal.example",
-        smtp_port=25,
-        sender_email="info@example.com",
+        values=SmtpSettingsInput(
+            smtp_host="relay.internal.example", smtp_port=25, sender_email="info@example.com"
+        ),
     )
     before = company_row()
     html = page(admin_web, EDIT_URL + "?preset=gmail")
@@ -450,7 +458,9 @@ def test_a_saved_preset_shows_its_requirement_on_the_view_page(admin_web: Client
 
 
 def test_an_unknown_preset_changes_nothing(admin_web: Client) -> None:
-    company_smtp_update(actor=None, smtp_host="relay.internal.example", smtp_port=25)
+    company_smtp_update(
+        actor=None, values=SmtpSettingsInput(smtp_host="relay.internal.example", smtp_port=25)
+    )
     html = page(admin_web, EDIT_URL + "?preset=no-such-provider")
     assert 'value="relay.internal.example"' in field_block(html, "smtp_host")
 

@@ -9,7 +9,7 @@ from django.test import Client
 from postroom.accounts.models import Role, User
 from postroom.audit.models import AuditEntry
 from postroom.company.selectors import company_get
-from postroom.company.services import SMTP_UPDATED, company_smtp_update
+from postroom.company.services import SMTP_UPDATED, SmtpSettingsInput, company_smtp_update
 from postroom.company.smtp import company_smtp_config
 from tests.web.test_company_pages import EDIT_URL, VIEW_URL, field_block, page, save
 
@@ -69,11 +69,13 @@ def test_leaving_it_off_keeps_the_password_to_tls_and_the_page_says_so(
 ) -> None:
     company_smtp_update(
         actor=None,
-        smtp_host="relay.internal.example",
-        smtp_port=25,
-        smtp_secure_required=False,
-        smtp_login="mailer",
-        smtp_password="relay-password-0b1d",
+        values=SmtpSettingsInput(
+            smtp_host="relay.internal.example",
+            smtp_port=25,
+            smtp_secure_required=False,
+            smtp_login="mailer",
+            smtp_password="relay-password-0b1d",
+        ),
     )
     view = page(admin_web, VIEW_URL)
     assert "never sent: Postroom logs in only over TLS" in view

@@ -24,7 +24,7 @@ from postroom.accounts.models import ApiScope, Role, User
 from postroom.accounts.services import user_update
 from postroom.audit.models import AuditEntry
 from postroom.company.selectors import company_get
-from postroom.company.services import company_smtp_update
+from postroom.company.services import SmtpSettingsInput, company_smtp_update
 from postroom.core.errors import ValidationError
 from postroom.outbox.models import Message
 from tests.accounts.factories import admin_make, user_make
@@ -180,7 +180,10 @@ def test_an_administrator_sets_an_address_directly_but_not_a_taken_one(sam: User
 def test_the_company_address_cannot_be_a_users(sam: User) -> None:
     with pytest.raises(ValidationError, match="address of the user Sam") as caught:
         company_smtp_update(
-            actor=None, smtp_host="relay.example", smtp_port=587, sender_email="SAM@corp.example"
+            actor=None,
+            values=SmtpSettingsInput(
+                smtp_host="relay.example", smtp_port=587, sender_email="SAM@corp.example"
+            ),
         )
     assert caught.value.field == "sender_email"
 

@@ -15,7 +15,7 @@ from postroom.company import validation
 from postroom.company.models import AuthMethod, Company, TlsMode
 from postroom.company.presets import PRESETS, preset_for_settings, preset_get, preset_groups
 from postroom.company.selectors import company_get
-from postroom.company.services import company_smtp_update
+from postroom.company.services import SmtpSettingsInput, company_smtp_update
 from postroom.core.errors import PostroomError
 from postroom.mail.config import TlsPolicy, resolve_tls_policy
 from postroom.web.forms.company import CompanySmtpForm, company_smtp_initial
@@ -102,7 +102,9 @@ def company_smtp_edit(request: HttpRequest) -> HttpResponse:
         form = CompanySmtpForm(request.POST, company=company)
         if form.is_valid():
             try:
-                company_smtp_update(actor=request.user, **form.cleaned_data)
+                company_smtp_update(
+                    actor=request.user, values=SmtpSettingsInput(**form.cleaned_data)
+                )
             except PostroomError as error:
                 form.add_error(error.field if error.field in form.fields else None, error.message)
             else:
