@@ -36,6 +36,7 @@ from postroom.mail.check_report import (
     reply_text,
     server_text_excerpt,
 )
+from postroom.mail.check_steps import CheckStopped, StepRecorder
 from postroom.mail.config import SmtpServerConfig, TlsPolicy
 from postroom.mail.delivery import Envelope, SmtpConnection
 from postroom.mail.outcome import RecipientOutcome
@@ -49,24 +50,6 @@ __all__ = ["CheckReport", "CheckStep", "StepStatus", "check_connection", "send_t
 # Warn while there is still time to renew: Let's Encrypt renews 30 days ahead, so a
 # certificate this close to its end has missed renewals.
 _CERT_WARN_DAYS = 14
-STEP_NAMES = {
-    "tls_settings": "Custom CA certificate",
-    "dns": "Name resolution",
-    "tcp": "TCP connect",
-    "tls": "TLS handshake",
-    "certificate": "TLS certificate",
-    "greeting": "Greeting",
-    "ehlo": "EHLO",
-    "starttls": "STARTTLS",
-    "ehlo_tls": "EHLO after STARTTLS",
-    "auth": "AUTH",
-    "mail_from": "MAIL FROM",
-    "test_email": "Test email",
-}
-
-
-class _Stop(Exception):
-    """A step failed so that the steps after it cannot (or must not) run."""
 
 
 def _unique(addresses: list[str]) -> list[str]:
@@ -79,74 +62,22 @@ def _unique(addresses: list[str]) -> list[str]:
     return kept
 
 
-class _ConnectionCheck:
+class _ConnectionCheck(StepRecorder):
     """One run of the check: the delivery session and the steps recorded so far."""
 
     def __init__(self, config: SmtpServerConfig) -> None:
+        super().__init__()
         self.config = config
-        self.steps: list[CheckStep] = []
         self.connection = SmtpConnection(config)
         self.sock: socket.socket | None = None
         self._stage_started = 0.0
 
-    # -- recording ---------------------------------------------------------------------------
-
-    def add(
-        self,
-        key: str,
-        status: StepStatus,
-        summary: str = "",
-        *,
-        diagnosis: Diagnosis | None = None,
-        details: list[str] | None = None,
-        started: float | None = None,
-        name: str = "",
-    ) -> None:
-        self.steps.append(
-            CheckStep(
-                key=key,
-                name=name or STEP_NAMES[key],
-                status=status,
-                summary=summary or (diagnosis.summary if diagnosis else ""),
-                details=details or [],
-                advice=diagnosis.advice if diagnosis else "",
-                code=diagnosis.code if diagnosis else "",
-                duration_ms=None
-                if started is None
-                else round((time.perf_counter() - started) * 1000),
-            )
-        )
-
-    def fail(self, key: str, diagnosis: Diagnosis, **step: Any) -> _Stop:
-        """Record a failed step and return the _Stop for the caller to raise."""
-        self.add(key, StepStatus.FAIL, diagnosis=diagnosis, **step)
-        return _Stop(diagnosis.code)
-
-    def lost(self, key: str, error: SmtpSessionError, **step: Any) -> _Stop:
+    def lost(self, key: str, error: SmtpSessionError, **step: Any) -> CheckStopped:
         """No reply came to a probe: the connection dropped or timed out."""
         timeout = error.timeout or self.config.timeouts.command
         return self.fail(
             key, no_reply_diagnosis(error.stage, error.failure, timeout=timeout), **step
         )
-
-    def skip_rest(self, *, senders: list[str], test_recipient: str | None) -> None:
-        """Show the MAIL FROM checks and test email that a failed step kept from running."""
-        done = {step.name for step in self.steps}
-        for sender in senders:
-            if f"MAIL FROM {sender}" not in done:
-                self.add(
-                    "mail_from",
-                    StepStatus.SKIP,
-                    "Not checked: an earlier step failed.",
-                    name=f"MAIL FROM {sender}",
-                )
-        if test_recipient and not any(step.key == "test_email" for step in self.steps):
-            self.add(
-                "test_email",
-                StepStatus.SKIP,
-                "Not sent: an earlier step failed.",
-                name=f"Test email to {test_recipient}",
-            )
 
     @property
     def sends_password_in_clear(self) -> bool:
@@ -404,7 +335,7 @@ class _ConnectionCheck:
                     "mail_from", StepStatus.FAIL, diagnosis=refusal, started=started, name=name
                 )
             if not self.connection.is_usable:  # a 421: the server closes the channel
-                raise _Stop("disconnected")
+                raise CheckStopped("disconnected")
             try:
                 await self.connection.reset()
             except SmtpSessionError as error:
@@ -502,7 +433,7 @@ async def check_connection(
         if test_recipient:
             sender = senders[0] if senders else None
             await check.send_test(sender=sender, recipient=test_recipient, message=test_message)
-    except _Stop:
+    except CheckStopped:
         check.skip_rest(senders=senders, test_recipient=test_recipient)
     finally:
         await check.close()
