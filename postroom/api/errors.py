@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -66,102 +67,108 @@ def error_response(
 
 def install_error_handlers(api: NinjaAPI) -> None:
     """Answer every error of `api` in the one JSON shape."""
-
-    def postroom_error(request: HttpRequest, exc: PostroomError) -> HttpResponse:
-        response = error_response(
-            api,
-            request,
-            status=exc.http_status,
-            code=exc.code,
-            message=exc.message,
-            field=exc.field,
-        )
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            response["Retry-After"] = str(retry_after)
-        if exc.http_status == 401:
-            response["WWW-Authenticate"] = 'Bearer realm="postroom"'
-        return response
-
-    def schema_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-        details = [_detail(error) for error in exc.errors]
-        first = details[0] if details else {"field": None, "message": "Invalid request."}
-        message = str(first["message"])
-        if first["field"]:
-            message = f"{first['field']}: {message}"
-        if len(details) > 1:
-            message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
-        return error_response(
-            api,
-            request,
-            status=400,
-            code="invalid",
-            message=message,
-            field=first["field"],
-            details=details,
-        )
-
-    def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-        response = error_response(
-            api,
-            request,
-            status=401,
-            code="unauthenticated",
-            message="Send an API key as 'Authorization: Bearer <key>'. Administrators "
-            "create keys on the API keys page.",
-        )
-        response["WWW-Authenticate"] = 'Bearer realm="postroom"'
-        return response
-
-    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        message = str(exc)
-        if message.startswith("Cannot parse request body"):
-            message = "The request body is not valid JSON (UTF-8)."
-        return error_response(
-            api,
-            request,
-            status=exc.status_code,
-            code=_CODES_BY_STATUS.get(exc.status_code, "error"),
-            message=message,
-        )
-
-    def not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
-        return error_response(
-            api, request, status=404, code="not_found", message="There is no such resource."
-        )
-
-    def too_large(request: HttpRequest, exc: Exception) -> HttpResponse:
-        return error_response(
-            api,
-            request,
-            status=413,
-            code="too_large",
-            message="The request body is larger than this server accepts "
-            "(DATA_UPLOAD_MAX_MEMORY_SIZE); send smaller attachments.",
-        )
-
-    def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-        # A bug, not bad input: log it whole, and answer in the same shape.
-        logger.exception("API error on %s %s", request.method, request.path)
-        return error_response(
-            api,
-            request,
-            status=500,
-            code="server_error",
-            message="Postroom failed to handle this request; the error was logged.",
-        )
-
-    handlers: list[tuple[type[Exception], Callable[[HttpRequest, Any], HttpResponse]]] = [
-        (PostroomError, postroom_error),
-        (NinjaValidationError, schema_error),
-        (AuthenticationError, unauthenticated),
-        (HttpError, http_error),
-        (Http404, not_found),
-        (RequestDataTooBig, too_large),
-        (Exception, unexpected),
+    handlers: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
+        (PostroomError, _postroom_error),
+        (NinjaValidationError, _schema_error),
+        (AuthenticationError, _unauthenticated),
+        (HttpError, _http_error),
+        (Http404, _not_found),
+        (RequestDataTooBig, _too_large),
+        (Exception, _unexpected),
     ]
     for exc_class, handler in handlers:
-        api.add_exception_handler(exc_class, handler)
+        api.add_exception_handler(exc_class, partial(handler, api))
+
+
+def _postroom_error(api: NinjaAPI, request: HttpRequest, exc: PostroomError) -> HttpResponse:
+    response = error_response(
+        api,
+        request,
+        status=exc.http_status,
+        code=exc.code,
+        message=exc.message,
+        field=exc.field,
+    )
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    if exc.http_status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="postroom"'
+    return response
+
+
+def _schema_error(api: NinjaAPI, request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    details = [_detail(error) for error in exc.errors]
+    first = details[0] if details else {"field": None, "message": "Invalid request."}
+    message = str(first["message"])
+    if first["field"]:
+        message = f"{first['field']}: {message}"
+    if len(details) > 1:
+        message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
+    return error_response(
+        api,
+        request,
+        status=400,
+        code="invalid",
+        message=message,
+        field=first["field"],
+        details=details,
+    )
+
+
+def _unauthenticated(api: NinjaAPI, request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = error_response(
+        api,
+        request,
+        status=401,
+        code="unauthenticated",
+        message="Send an API key as 'Authorization: Bearer <key>'. Administrators "
+        "create keys on the API keys page.",
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="postroom"'
+    return response
+
+
+def _http_error(api: NinjaAPI, request: HttpRequest, exc: HttpError) -> HttpResponse:
+    message = str(exc)
+    if message.startswith("Cannot parse request body"):
+        message = "The request body is not valid JSON (UTF-8)."
+    return error_response(
+        api,
+        request,
+        status=exc.status_code,
+        code=_CODES_BY_STATUS.get(exc.status_code, "error"),
+        message=message,
+    )
+
+
+def _not_found(api: NinjaAPI, request: HttpRequest, exc: Exception) -> HttpResponse:
+    return error_response(
+        api, request, status=404, code="not_found", message="There is no such resource."
+    )
+
+
+def _too_large(api: NinjaAPI, request: HttpRequest, exc: Exception) -> HttpResponse:
+    return error_response(
+        api,
+        request,
+        status=413,
+        code="too_large",
+        message="The request body is larger than this server accepts "
+        "(DATA_UPLOAD_MAX_MEMORY_SIZE); send smaller attachments.",
+    )
+
+
+def _unexpected(api: NinjaAPI, request: HttpRequest, exc: Exception) -> HttpResponse:
+    # A bug, not bad input: log it whole, and answer in the same shape.
+    logger.exception("API error on %s %s", request.method, request.path)
+    return error_response(
+        api,
+        request,
+        status=500,
+        code="server_error",
+        message="Postroom failed to handle this request; the error was logged.",
+    )
 
 
 def _detail(error: dict[str, Any]) -> dict[str, Any]:
