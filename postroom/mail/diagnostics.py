@@ -227,7 +227,9 @@ class _ConnectionCheck(StepRecorder):
                 f"{helo_name!r} is not a host name, so Postroom greeted as {connection.greeted_as}"
             )
             unusable = advice.diagnose_helo_name(problem=problem)
-            self.add(key, StepStatus.WARN, summary, diagnosis=unusable, details=details)
+            self.add(
+                key, StepStatus.WARN, summary, diagnosis=unusable, details=details, started=started
+            )
             return
         self.add(key, StepStatus.OK, summary, details=details, started=started)
 
