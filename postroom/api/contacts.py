@@ -29,6 +29,7 @@ from postroom.contacts import selectors as contact_selectors
 from postroom.contacts import services as contact_services
 from postroom.contacts.models import Contact
 from postroom.mail.header_text import reject_control_characters
+from postroom.queue.keyset import keyset_page
 
 router = Router(tags=["Contacts"])
 CURSOR_KIND = "c1"
@@ -146,16 +147,15 @@ def contact_list(request: HttpRequest, query: Query[ContactListQuery]) -> dict[s
     )
     if query.email:
         contacts = contacts.filter(email_key=fields.contact_email_key(query.email.strip()))
-    if query.cursor:
-        contacts = contacts.filter(id__gt=cursor_decode(query.cursor, kind=CURSOR_KIND))
+    after = cursor_decode(query.cursor, kind=CURSOR_KIND) if query.cursor else None
     # By id, not by name: a keyset on a unique, unchanging column never skips or repeats
     # a contact when others are renamed between two pages.
-    rows = list(contacts.order_by("id")[: query.limit + 1])
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
+    page = keyset_page(contacts, size=query.limit, descending=False, following=after)
     return {
-        "items": [_contact_out(contact) for contact in rows],
-        "next_cursor": cursor_encode(kind=CURSOR_KIND, pk=rows[-1].pk) if more else None,
+        "items": [_contact_out(contact) for contact in page.rows],
+        "next_cursor": (
+            cursor_encode(kind=CURSOR_KIND, pk=page.following) if page.following else None
+        ),
     }
 
 

@@ -16,6 +16,7 @@ from postroom.accounts.models import ApiKey
 from postroom.core.errors import NotFoundError
 from postroom.outbox.models import Attempt, Message, Recipient
 from postroom.outbox.selectors import SHOWN_ATTEMPTS
+from postroom.queue.keyset import keyset_page
 
 
 def api_messages_visible(*, api_key: ApiKey) -> QuerySet[Message]:
@@ -59,8 +60,7 @@ class MessageListPage:
 def api_message_page(
     *, api_key: ApiKey, filters: MessageListFilters, before: int | None, limit: int
 ) -> MessageListPage:
-    """Messages newest first, keyset-paginated by id (an OFFSET deep in a large outbox
-    would scan every row before it)."""
+    """Messages newest first, a keyset page by id (postroom.queue.keyset) below `before`."""
     messages = api_messages_visible(api_key=api_key).defer("raw", "bulk_data")
     if filters.status:
         messages = messages.filter(status=filters.status)
@@ -79,22 +79,14 @@ def api_message_page(
         messages = messages.filter(created_at__gt=filters.created_after)
     if filters.created_before:
         messages = messages.filter(created_at__lt=filters.created_before)
-    if before is not None:
-        messages = messages.filter(id__lt=before)
-    rows = list(messages.order_by("-id")[: limit + 1])
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    page = keyset_page(messages, size=limit, following=before)
     counts = dict(
-        Recipient.objects.filter(message_id__in=[row.id for row in rows])
+        Recipient.objects.filter(message_id__in=[row.id for row in page.rows])
         .order_by()
         .values_list("message_id")
         .annotate(count=Count("id"))
     )
-    return MessageListPage(
-        messages=rows,
-        recipient_counts=counts,
-        next_before=rows[-1].id if has_more and rows else None,
-    )
+    return MessageListPage(messages=page.rows, recipient_counts=counts, next_before=page.following)
 
 
 @dataclass(frozen=True)

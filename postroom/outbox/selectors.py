@@ -30,6 +30,7 @@ from postroom.outbox.models import (
     RecipientStatus,
     ServerPause,
 )
+from postroom.queue.keyset import keyset_page
 
 # A page of 50 rows reads comfortably and keeps the query and the HTML small.
 MESSAGES_PER_PAGE = 50
@@ -135,11 +136,7 @@ def message_status_counts(*, user: Any, filters: MessageFilters) -> dict[str, in
 
 @dataclass(frozen=True)
 class MessagePage:
-    """One page of the outbox list, newest first, with keyset links.
-
-    Keyset (by id) rather than OFFSET: an outbox holds millions of rows, and an offset page
-    deep in it costs a scan of everything before it.
-    """
+    """One page of the outbox list, newest first, with keyset links (postroom.queue.keyset)."""
 
     messages: Sequence[Message]
     newer_than: int | None  # pass as `after` for the newer page, None on the first page
@@ -156,24 +153,10 @@ def message_page(
 ) -> MessagePage:
     """The messages `user` may see that match `filters`: the page before/after an id."""
     messages = _filtered(user=user, filters=filters, with_status=True)
-    if after is not None:
-        rows = list(messages.filter(id__gt=after).order_by("id")[: per_page + 1])
-        has_newer = len(rows) > per_page
-        rows = rows[:per_page][::-1]
-        has_older = messages.filter(id__lt=rows[-1].id).exists() if rows else False
-    else:
-        if before is not None:
-            messages = messages.filter(id__lt=before)
-        rows = list(messages.order_by("-id")[: per_page + 1])
-        has_older = len(rows) > per_page
-        rows = rows[:per_page]
-        has_newer = before is not None and bool(rows)
-    _attach_first_recipients(rows)
-    return MessagePage(
-        messages=rows,
-        newer_than=rows[0].id if has_newer and rows else None,
-        older_than=rows[-1].id if has_older and rows else None,
-    )
+    # Newest first: the older page (ids below `before`) follows, the newer one precedes.
+    page = keyset_page(messages, size=per_page, following=before, preceding=after)
+    _attach_first_recipients(page.rows)
+    return MessagePage(messages=page.rows, newer_than=page.preceding, older_than=page.following)
 
 
 def _attach_first_recipients(messages: Sequence[Message]) -> None:
