@@ -116,6 +116,23 @@ def api_key_allowed_from_clean(values: Sequence[str]) -> list[str]:
     return cleaned
 
 
+def _name_clean(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationError("Give the key a name, such as the system that uses it.", field="name")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError(f"Use at most {NAME_MAX_LENGTH} characters.", field="name")
+    return name
+
+
+def _scopes_check(scopes: Sequence[str]) -> None:
+    unknown = sorted(set(scopes) - set(ApiScope.values))
+    if unknown:
+        raise ValidationError(f"Unknown scope {unknown[0]!r}.", field="scopes")
+    if not scopes:
+        raise ValidationError("Choose at least one scope.", field="scopes")
+
+
 def api_key_create(
     *,
     actor: User,
@@ -126,16 +143,8 @@ def api_key_create(
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE,
 ) -> tuple[ApiKey, str]:
     """Create a key; return it and the full key, which exists nowhere else from now on."""
-    name = name.strip()
-    if not name:
-        raise ValidationError("Give the key a name, such as the system that uses it.", field="name")
-    if len(name) > NAME_MAX_LENGTH:
-        raise ValidationError(f"Use at most {NAME_MAX_LENGTH} characters.", field="name")
-    unknown = sorted(set(scopes) - set(ApiScope.values))
-    if unknown:
-        raise ValidationError(f"Unknown scope {unknown[0]!r}.", field="scopes")
-    if not scopes:
-        raise ValidationError("Choose at least one scope.", field="scopes")
+    name = _name_clean(name)
+    _scopes_check(scopes)
     if not 1 <= rate_limit_per_minute <= MAX_RATE_LIMIT_PER_MINUTE:
         raise ValidationError(
             f"The rate limit is 1 to {MAX_RATE_LIMIT_PER_MINUTE:,} requests a minute.",

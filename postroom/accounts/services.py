@@ -220,18 +220,8 @@ def user_update(
     }
     user_email_holder_check(new_values["email"], exclude_user_pk=user.pk)
     stays_administrator = new_values["role"] == Role.ADMINISTRATOR and is_active
-
     if actor.pk == user.pk:
-        if not is_active:
-            raise ValidationError(
-                "You cannot deactivate your own user. Another administrator can do it.",
-                field="is_active",
-            )
-        if not stays_administrator:
-            raise ValidationError(
-                "You cannot remove your own administrator role. Another administrator can do it.",
-                field="role",
-            )
+        _own_edit_check(is_active=is_active, stays_administrator=stays_administrator)
 
     with transaction.atomic():
         # Lock the administrators' rows so two administrators demoting each other at the
@@ -265,6 +255,19 @@ def user_update(
                 ) from None
             _audit(actor=actor, action="user.updated", user=user, changes=changes)
     return user
+
+
+def _own_edit_check(*, is_active: bool, stays_administrator: bool) -> None:
+    if not is_active:
+        raise ValidationError(
+            "You cannot deactivate your own user. Another administrator can do it.",
+            field="is_active",
+        )
+    if not stays_administrator:
+        raise ValidationError(
+            "You cannot remove your own administrator role. Another administrator can do it.",
+            field="role",
+        )
 
 
 def user_set_password(*, actor: User | None, user: User, password: str | None = None) -> str | None:

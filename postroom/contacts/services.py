@@ -288,20 +288,13 @@ def contact_create(
         created_by=actor,
     )
     tag_names = fields.tag_names_parse(tags)
-    if marketing_consent:
+    if marketing_consent or marketing_consent_at is not None or marketing_consent_source.strip():
+        # Without consent, a date or a source records a refusal (someone who said no at a
+        # trade fair).
         _consent_apply(
             contact,
             actor=actor,
-            consent=True,
-            consent_at=marketing_consent_at,
-            source=marketing_consent_source,
-        )
-    elif marketing_consent_at is not None or marketing_consent_source.strip():
-        # A refusal can be recorded too (someone who said no at a trade fair).
-        _consent_apply(
-            contact,
-            actor=actor,
-            consent=None,
+            consent=True if marketing_consent else None,
             consent_at=marketing_consent_at,
             source=marketing_consent_source,
         )
@@ -311,16 +304,9 @@ def contact_create(
             contact.organization = organization_get_or_create(actor=actor, name=organization_name)
             contact.save()
             contact.tags.set(_tags_get_or_create(tag_names))
-            _audit_contact(
-                actor=actor,
-                action="contact.created",
-                contact=contact,
-                changes={
-                    _LABELS[field]: _shown(field, value)
-                    for field, value in _snapshot(contact, tag_names).items()
-                    if value not in ("", [], None)
-                },
-            )
+            snapshot = _snapshot(contact, tag_names).items()
+            changes = {_LABELS[f]: _shown(f, v) for f, v in snapshot if v not in ("", [], None)}
+            _audit_contact(actor=actor, action="contact.created", contact=contact, changes=changes)
     except IntegrityError:
         raise ValidationError(
             f"A contact with the address {address} was just created by someone else. "
@@ -347,6 +333,8 @@ def contact_update(
     is_active: bool | None = None,
 ) -> Contact:
     """Change the fields given (None leaves a field as it is)."""
+    # Long because it takes one line per optional field; split, the parts would pass the
+    # same dozen arguments on.
     old_tags = [tag.name for tag in contact.tags.all()]
     before = _snapshot(contact, old_tags)
     if email is not None:

@@ -40,6 +40,7 @@ class Command(BaseCommand):
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
+        # Long because it declares one option after another; there is nothing to split.
         parser.add_argument(
             "--from",
             dest="sender",

@@ -56,31 +56,8 @@ class Command(BaseCommand):
             worker.start()
 
         url = f"http://{host}:{port}/"
-        self.stdout.write(f"Postroom is running on {url}")
-        self.stdout.write(f"  data directory: {settings.DATA_DIR}")
-        self.stdout.write(
-            f"  capture inbox (sandbox SMTP): {settings.POSTROOM_CAPTURE_HOST}:"
-            f"{settings.POSTROOM_CAPTURE_PORT}"
-        )
-        self.stdout.write(f"  outbox worker: {'off' if worker is None else 'on'}")
-        self.stdout.write(
-            f"  largest request body: {settings.POSTROOM_MAX_REQUEST_BYTES:,} bytes "
-            "(POSTROOM_MAX_REQUEST_BYTES)"
-        )
-        first_admin = user_ensure_first_admin()
-        if first_admin is not None:
-            user, password = first_admin
-            self.stdout.write(
-                self.style.WARNING(
-                    "\nFirst run: an administrator was created.\n"
-                    f"  Log in at {url}login/ as '{user.username}' with password: {password}\n"
-                    "  This password is shown only once: Postroom asks you to choose your own "
-                    "when you log in.\n"
-                )
-            )
-        else:
-            self.stdout.write(f"Log in at {url}login/ (`postroom createadmin` adds an admin).")
-        self.stdout.write("Press Ctrl+C to stop.")
+        self._say_started(url, has_worker=worker is not None)
+        self._say_how_to_log_in(url)
         try:
             serve(
                 application,
@@ -96,6 +73,36 @@ class Command(BaseCommand):
             if worker:
                 worker.stop()
             capture.stop()
+
+    def _say_started(self, url: str, *, has_worker: bool) -> None:
+        self.stdout.write(f"Postroom is running on {url}")
+        self.stdout.write(f"  data directory: {settings.DATA_DIR}")
+        self.stdout.write(
+            f"  capture inbox (sandbox SMTP): {settings.POSTROOM_CAPTURE_HOST}:"
+            f"{settings.POSTROOM_CAPTURE_PORT}"
+        )
+        self.stdout.write(f"  outbox worker: {'on' if has_worker else 'off'}")
+        self.stdout.write(
+            f"  largest request body: {settings.POSTROOM_MAX_REQUEST_BYTES:,} bytes "
+            "(POSTROOM_MAX_REQUEST_BYTES)"
+        )
+
+    def _say_how_to_log_in(self, url: str) -> None:
+        """On the first run, create the first administrator and print its one-time password."""
+        first_admin = user_ensure_first_admin()
+        if first_admin is None:
+            self.stdout.write(f"Log in at {url}login/ (`postroom createadmin` adds an admin).")
+        else:
+            user, password = first_admin
+            self.stdout.write(
+                self.style.WARNING(
+                    "\nFirst run: an administrator was created.\n"
+                    f"  Log in at {url}login/ as '{user.username}' with password: {password}\n"
+                    "  This password is shown only once: Postroom asks you to choose your own "
+                    "when you log in.\n"
+                )
+            )
+        self.stdout.write("Press Ctrl+C to stop.")
 
 
 class _WorkerThread(threading.Thread):
