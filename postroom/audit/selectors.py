@@ -10,6 +10,50 @@ from django.db.models import QuerySet
 from postroom.audit.models import AuditEntry
 
 
+# What each recorded action says, after the actor's name ("ada changed SMTP Server
+# Information"). tests/audit/test_sentences.py checks that every action Postroom records has one.
+ACTION_SENTENCES = {
+    "company.smtp.updated": "changed SMTP Server Information",
+    "company.secrets.forgotten": "cleared the stored passwords (postroom forget-secrets)",
+    "user.created": "created a user",
+    "user.updated": "changed a user",
+    "user.profile_updated": "changed their own profile",
+    "user.password_set": "set a user's password",
+    "user.password_changed": "changed their own password",
+    "user.email_change_requested": "asked to change their email address",
+    "user.email_changed": "confirmed their new email address",
+    "login.failed": "failed to log in",
+    "login.locked": "was locked out after too many failed logins",
+    "login.refused": "tried to log in while locked out",
+    "login.unlocked": "unlocked a login",
+    "api_key.created": "created an API key",
+    "api_key.revoked": "revoked an API key",
+    "webhook.endpoint.created": "added a webhook",
+    "webhook.endpoint.updated": "changed a webhook",
+    "webhook.endpoint.deleted": "deleted a webhook",
+    "webhook.endpoint.tested": "sent a test event to a webhook",
+    "webhook.endpoint.secret_rotated": "rotated a webhook's signing secret",
+    "webhook.delivery.resent": "resent a webhook event",
+    "contact.created": "added a contact",
+    "contact.updated": "changed a contact",
+    "contact.deleted": "deleted a contact",
+    "contacts.imported": "imported contacts",
+    "contacts.exported": "exported contacts",
+    "company.created": "added a contact's company",
+    "company.updated": "changed a contact's company",
+    "company.deleted": "deleted a contact's company",
+    "email_template.create": "saved a new email template",
+    "email_template.update": "changed an email template",
+    "email_template.delete": "deleted an email template",
+    "inbox.delete_all": "emptied the sandbox capture",
+}
+
+
+def audit_action_sentence(action: str) -> str:
+    """What `action` says in words; the code itself for one without a sentence yet."""
+    return ACTION_SENTENCES.get(action, action)
+
+
 def audit_entry_list(*, action: str = "") -> QuerySet[AuditEntry]:
     """Entries newest first, optionally only one action."""
     entries = AuditEntry.objects.order_by("-at", "-id")
@@ -18,8 +62,10 @@ def audit_entry_list(*, action: str = "") -> QuerySet[AuditEntry]:
     return entries
 
 
-def audit_action_list() -> list[str]:
-    return sorted(set(AuditEntry.objects.values_list("action", flat=True)))
+def audit_action_list() -> list[tuple[str, str]]:
+    """(code, sentence) of every action recorded so far, by sentence."""
+    codes = set(AuditEntry.objects.values_list("action", flat=True))
+    return sorted(((code, audit_action_sentence(code)) for code in codes), key=lambda a: a[1])
 
 
 @dataclass(frozen=True)
