@@ -9,7 +9,6 @@ from django.db.models import QuerySet
 
 from postroom.audit.models import AuditEntry
 
-
 # What each recorded action says, after the actor's name ("ada changed SMTP Server
 # Information"). tests/audit/test_sentences.py checks that every action Postroom records has one.
 ACTION_SENTENCES = {
