@@ -6,9 +6,15 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from postroom.inbox.models import CapturedMessage
 from postroom.outbox.routing import is_sandboxed
 
 
 def sandbox(request: HttpRequest) -> dict[str, Any]:
-    # A callable: templates call it only where they ask, so pages that don't pay nothing.
-    return {"postroom_sandboxed": is_sandboxed}
+    # Callables: templates call them only where they ask, so pages that don't pay nothing.
+    return {"postroom_sandboxed": is_sandboxed, "postroom_capture_in_menu": _capture_in_menu}
+
+
+def _capture_in_menu() -> bool:
+    """The Sandbox capture is in the menu while mail is captured, or while it holds mail."""
+    return is_sandboxed() or CapturedMessage.objects.exists()

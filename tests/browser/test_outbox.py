@@ -114,7 +114,7 @@ def test_in_sandbox_mode_a_queued_message_is_sent_then_seen_in_the_outbox_and_th
     assert raw == bytes(Message.objects.get(pk=message.pk).raw or b"")
     assert download.value.suggested_filename.endswith(".eml")
 
-    main_nav(page).get_by_role("link", name="Inbox").click()
+    main_nav(page).get_by_role("link", name="Sandbox capture").click()
     page.get_by_role("link", name="Quarterly report").click()
     expect(page.locator("pre.mail-text")).to_have_text("Hello,\n\nthe quarterly report is ready.\n")
     captured = CapturedMessage.objects.get()

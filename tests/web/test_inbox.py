@@ -1,10 +1,11 @@
-"""The Inbox pages: captured mail shown without running any of it.
+"""The Sandbox capture pages: captured mail shown without running any of it.
 
 Mail captured here comes from outside the outbox, so administrators read it; who else may
 read what is tests/inbox/test_access.py."""
 
 from __future__ import annotations
 
+import re
 import smtplib
 import threading
 from html.parser import HTMLParser
@@ -234,7 +235,10 @@ def test_deleting_all_needs_the_csrf_token() -> None:
 def test_the_sandbox_banner_says_nothing_leaves_this_machine() -> None:
     banner = render_to_string("web/inbox/_sandbox_banner.html")
     text = " ".join(_text(banner).split())
-    assert "Sandbox mode: mail is captured in the Inbox, nothing leaves this machine." in text
+    assert (
+        "Sandbox mode: mail is captured in the Sandbox capture, nothing leaves this machine."
+        in (text)
+    )
     assert reverse("inbox") in banner
 
 
@@ -334,3 +338,21 @@ def test_in_a_real_browser_the_mail_runs_no_script_and_loads_nothing_remote(
                 browser.close()
         assert tracker.paths == [], "the mail fetched nothing, ran no script"
         assert title != "pwned"
+
+
+def _menu_names(client: Client) -> list[str]:
+    html = client.get("/").content.decode()
+    nav = html[html.index('class="nav"') : html.index("</nav>")]
+    return [name.strip() for name in re.findall(r">([^<>]+)</a>", nav)]
+
+
+def test_the_capture_is_in_the_menu_while_mail_is_captured_or_held(admin_web: Client) -> None:
+    from postroom.company.selectors import company_get
+
+    assert "Sandbox capture" in _menu_names(admin_web)  # no SMTP server yet: mail is captured
+    company = company_get()
+    company.smtp_host, company.smtp_port = "smtp.example.com", 587
+    company.save()
+    assert "Sandbox capture" not in _menu_names(admin_web), "sandbox off and empty: hidden"
+    _capture(plain_mail())
+    assert "Sandbox capture" in _menu_names(admin_web), "it still holds mail"

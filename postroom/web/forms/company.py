@@ -205,7 +205,7 @@ class CompanySmtpForm(forms.Form):
         "“SendAsDenied”). Via the company, replies still reach the user through Reply-To.",
     )
     sandbox_mode = forms.BooleanField(
-        label="Sandbox mode: capture all mail in the Inbox; nothing leaves this machine",
+        label="Sandbox mode: capture all mail in the Sandbox capture; nothing leaves this machine",
         required=False,
     )
 

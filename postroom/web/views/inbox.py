@@ -1,4 +1,4 @@
-"""The Inbox pages: the mail the built-in capture server received, in sandbox mode.
+"""The Sandbox capture pages: the mail the built-in capture server received, in sandbox mode.
 
 Who reads what follows the Outbox: each user the mail they sent, administrators all of it,
 including mail that reached the capture server from outside the outbox (see
