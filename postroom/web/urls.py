@@ -26,4 +26,5 @@ urlpatterns = [
     path("", include("postroom.web.views.compose")),
     path("api-keys/", include("postroom.web.views.api_keys")),
     path("webhooks/", include("postroom.web.views.webhooks")),
+    path("help/", include("postroom.web.views.help")),
 ]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}  # an iPhone 12 to 15 in CSS pixels
+SMALL_LAPTOP: ViewportSize = {"width": 1366, "height": 768}  # the most common laptop screen
+
+# Screenshots of the pages as people see them, kept after the run for a person to look at;
+# `make test` prints where.
+SCREENSHOTS = Path(os.environ.get("POSTROOM_TEST_SCREENSHOTS", "test-screenshots")).resolve()
 
 # The `open_page` fixture: open_page(viewport=PHONE) gives a page in a fresh browser context.
 PageOpener = Callable[..., Page]
@@ -40,6 +47,15 @@ def log_in_first_time(
     expect(page.get_by_role("heading", name="Password changed")).to_be_visible()
     page.get_by_role("link", name="Go to the dashboard").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save what `page` shows now as SCREENSHOTS/<name>-<width>.png, the whole page."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    path = SCREENSHOTS / f"{name}-{width}.png"
+    page.screenshot(path=path, full_page=True)
+    return path
 
 
 def main_nav(page: Page) -> Locator:

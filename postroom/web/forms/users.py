@@ -17,6 +17,10 @@ EMAIL_HELP = (
     "Mail this user sends to contacts comes from this address, and replies come back to it."
 )
 DISPLAY_NAME_HELP = 'Shown to recipients, as in "Alice Smith &lt;alice@example.com&gt;".'
+ROLE_HELP = (
+    "Administrators manage Postroom and read all mail; Staff and Marketers send as themselves "
+    'and see their own mail. <a href="/help/users/#roles">What each role may do</a>'
+)
 
 
 def add_service_error(form: forms.Form, error: PostroomError) -> None:
@@ -65,7 +69,9 @@ class UserCreateForm(_PersonFields):
         help_text="What the user types to log in: letters, digits and @ . + - _",
         widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
     )
-    role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.STAFF)
+    role = forms.ChoiceField(
+        label="Role", choices=Role.choices, initial=Role.STAFF, help_text=ROLE_HELP
+    )
     password = forms.CharField(
         label="Initial password",
         required=False,
@@ -105,7 +111,7 @@ class UserCreateForm(_PersonFields):
 class UserEditForm(_PersonFields):
     field_order = ["display_name", "email", "role", "is_active"]
 
-    role = forms.ChoiceField(label="Role", choices=Role.choices)
+    role = forms.ChoiceField(label="Role", choices=Role.choices, help_text=ROLE_HELP)
     is_active = forms.BooleanField(
         label="Active",
         required=False,
