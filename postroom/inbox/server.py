@@ -181,9 +181,11 @@ class CaptureServer:
                 controller.loop.close()
             self._shutdown_executor()
             raise ConfigurationError(
-                f"The capture inbox cannot listen on {self.host}:{self._requested_port} "
-                f"({error.strerror or error}). Another program may use that port: stop it, or "
-                f"set POSTROOM_CAPTURE_PORT to a free port.",
+                f"The sandbox capture cannot listen on {self.host}:{self._requested_port} "
+                f"({error.strerror or error}). Another program, perhaps another Postroom, uses "
+                "that port: stop it, or set POSTROOM_CAPTURE_PORT to a free port (a second "
+                "Postroom on one machine needs its own POSTROOM_HTTP_PORT and "
+                "POSTROOM_CAPTURE_PORT).",
                 field="POSTROOM_CAPTURE_PORT",
             ) from None
         self._controller = controller

@@ -14,6 +14,7 @@ import pytest
 
 from tests.core.processes import (
     POSTROOM,
+    postroom_command,
     postroom_env,
     postroom_running,
     postroom_shell,
@@ -142,3 +143,14 @@ def test_the_worker_refuses_to_start_when_the_secret_key_is_wrong(data_dir: Path
     assert result.returncode != 0
     assert "cannot be decrypted" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("taken", ["POSTROOM_HTTP_PORT", "POSTROOM_CAPTURE_PORT"])
+def test_a_taken_port_is_refused_saying_which_setting_to_change(data_dir: Path, taken: str) -> None:
+    env = postroom_env(data_dir)
+    with socket.create_server(("127.0.0.1", int(env[taken]))):
+        result = postroom_command(env, "run")
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0
+    assert f"set {taken}" in said
+    assert "needs its own POSTROOM_HTTP_PORT and POSTROOM_CAPTURE_PORT" in said

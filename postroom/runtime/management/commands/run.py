@@ -2,13 +2,14 @@
 
 Migrates the database, refuses to start when the stored secrets cannot be decrypted,
 creates the first administrator (printing a one-time password), then runs three things in
-one process: the capture inbox (an SMTP server on loopback), the outbox worker (its own
+one process: the sandbox capture (an SMTP server on loopback), the outbox worker (its own
 thread and event loop) and the web server (this thread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from typing import Any
 
@@ -46,6 +47,7 @@ class Command(BaseCommand):
         except SecretKeyError as error:
             raise CommandError(error.message) from None
 
+        _http_port_check(host, port)
         capture = CaptureServer(settings.POSTROOM_CAPTURE_HOST, settings.POSTROOM_CAPTURE_PORT)
         try:
             capture.start()
@@ -78,7 +80,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Postroom is running on {url}")
         self.stdout.write(f"  data directory: {settings.DATA_DIR}")
         self.stdout.write(
-            f"  capture inbox (sandbox SMTP): {settings.POSTROOM_CAPTURE_HOST}:"
+            f"  sandbox capture (SMTP): {settings.POSTROOM_CAPTURE_HOST}:"
             f"{settings.POSTROOM_CAPTURE_PORT}"
         )
         self.stdout.write(f"  outbox worker: {'on' if has_worker else 'off'}")
@@ -103,6 +105,21 @@ class Command(BaseCommand):
                 )
             )
         self.stdout.write("Press Ctrl+C to stop.")
+
+
+def _http_port_check(host: str, port: int) -> None:
+    """Say which setting to change when the web port is taken, before anything else starts
+    (waitress would only print a traceback, after the worker and the capture started)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise CommandError(
+            f"Postroom cannot listen on {host}:{port} ({error.strerror or error}). Another "
+            "program, perhaps another Postroom, uses that port: stop it, or set "
+            "POSTROOM_HTTP_PORT (or --port) to a free port. A second Postroom on one machine "
+            "needs its own POSTROOM_HTTP_PORT and POSTROOM_CAPTURE_PORT."
+        ) from None
 
 
 class _WorkerThread(threading.Thread):
