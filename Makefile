@@ -18,6 +18,7 @@ test: $(VENV)/.installed-dev
 	PYTHON=$(BIN)/python bash scripts/check-postgres
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory test-postgres
+	@echo "Screenshots of the pages the browser tests saw: $(CURDIR)/test-screenshots"
 
 test-postgres: $(VENV)/.installed-dev
 	POSTROOM_DATABASE_URL=$(POSTROOM_TEST_POSTGRES_URL) $(BIN)/pytest tests/outbox tests/webhooks \
