@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from postroom.outbox.models import (
@@ -23,6 +22,7 @@ from postroom.outbox.models import (
     Recipient,
     RecipientStatus,
 )
+from postroom.queue.lease import claim_token_new, lease_claim
 
 
 @dataclass(frozen=True)
@@ -60,94 +60,106 @@ def message_claim_batch(
 
     On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets many workers claim side by side; on SQLite
     the transaction starts IMMEDIATE (a write lock), so claims are serialised. Either way the
-    UPDATE repeats the due condition, so a row another worker took in between is left alone.
+    UPDATE repeats the due condition, so a row another worker took in between is left alone
+    (postroom.queue.lease).
     """
     now = now or timezone.now()
     lease_until = now + dt.timedelta(seconds=settings.POSTROOM_WORKER_LEASE_SECONDS)
-    token = uuid.uuid4().hex
+    token = claim_token_new()
     with transaction.atomic():
         # Only active mail has a next attempt (finished mail has none), so this walks the
-        # `outbox_message_due` index alone; the UPDATE below checks the status again.
+        # `outbox_message_due` index alone; the UPDATE checks the status again.
         due = Message.objects.filter(next_attempt_at__lte=now).order_by(
             "priority", "next_attempt_at", "id"
         )
         if transactional_only:
             due = due.filter(priority=LANE_PRIORITY[Lane.TRANSACTIONAL])
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("id", flat=True)[:limit])
-        if not ids:
+        claimed = lease_claim(
+            due,
+            limit=limit,
+            recheck=Q(status__in=ACTIVE_MESSAGE_STATUSES, next_attempt_at__lte=now),
+            claim={
+                "status": MessageStatus.SENDING,
+                "claimed_by": worker,
+                "claim_token": token,
+                "next_attempt_at": lease_until,
+                "attempt_count": F("attempt_count") + 1,
+            },
+        )
+        if not claimed:
             return []
-        Message.objects.filter(
-            id__in=ids, status__in=ACTIVE_MESSAGE_STATUSES, next_attempt_at__lte=now
-        ).update(
-            status=MessageStatus.SENDING,
-            claimed_by=worker,
-            claim_token=token,
-            next_attempt_at=lease_until,
-            attempt_count=F("attempt_count") + 1,
-        )
-        rows = list(
-            Message.objects.filter(claim_token=token).values_list(
-                "id",
-                "message_id",
-                "envelope_from",
-                "raw",
-                "needs_smtputf8",
-                "attempt_count",
-                "expires_at",
-                "created_at",
-                "bulk_template_id",
-                "bulk_data",
-                "fallback_raw",
-                "fallback_envelope_from",
-                "priority",
-            )
-        )
-        claimed_ids = [row[0] for row in rows]
-        recipients: dict[int, list[ClaimedRecipient]] = {pk: [] for pk in claimed_ids}
-        pending = Recipient.objects.filter(
-            message_id__in=claimed_ids, status__in=PENDING_RECIPIENT_STATUSES
-        )
-        for pk, message_pk, address, uncertain_count in pending.values_list(
-            "id", "message_id", "address", "uncertain_count"
-        ).order_by("id"):
-            recipients[message_pk].append(ClaimedRecipient(pk, address, uncertain_count))
-        pending.update(status=RecipientStatus.SENDING)
-    return [
-        ClaimedMessage(
-            id=pk,
-            message_id=message_id,
-            claim_token=token,
-            envelope_from=envelope_from,
-            raw=bytes(raw) if raw is not None else None,
-            needs_smtputf8=needs_smtputf8,
-            attempt_count=attempt_count,
-            expires_at=expires_at,
-            recipients=tuple(recipients[pk]),
-            created_at=created_at,
-            bulk_template_id=bulk_template_id,
-            bulk_data=bulk_data,
-            fallback_raw=bytes(fallback_raw) if fallback_raw is not None else None,
-            fallback_envelope_from=fallback_envelope_from,
-            priority=priority,
-        )
-        for (
-            pk,
-            message_id,
-            envelope_from,
-            raw,
-            needs_smtputf8,
-            attempt_count,
-            expires_at,
-            created_at,
-            bulk_template_id,
-            bulk_data,
-            fallback_raw,
-            fallback_envelope_from,
-            priority,
-        ) in rows
-    ]
+        rows = list(Message.objects.filter(claim_token=token).values_list(*_CLAIMED_FIELDS))
+        recipients = _recipients_claim([row[0] for row in rows])
+    return [_claimed_message(row, token=token, recipients=recipients) for row in rows]
+
+
+# Read back by token, in this order (_claimed_message takes them apart).
+_CLAIMED_FIELDS = (
+    "id",
+    "message_id",
+    "envelope_from",
+    "raw",
+    "needs_smtputf8",
+    "attempt_count",
+    "expires_at",
+    "created_at",
+    "bulk_template_id",
+    "bulk_data",
+    "fallback_raw",
+    "fallback_envelope_from",
+    "priority",
+)
+
+
+def _recipients_claim(message_ids: list[int]) -> dict[int, list[ClaimedRecipient]]:
+    """The claimed messages' pending recipients, by message, now marked sending."""
+    recipients: dict[int, list[ClaimedRecipient]] = {pk: [] for pk in message_ids}
+    pending = Recipient.objects.filter(
+        message_id__in=message_ids, status__in=PENDING_RECIPIENT_STATUSES
+    )
+    for pk, message_pk, address, uncertain_count in pending.values_list(
+        "id", "message_id", "address", "uncertain_count"
+    ).order_by("id"):
+        recipients[message_pk].append(ClaimedRecipient(pk, address, uncertain_count))
+    pending.update(status=RecipientStatus.SENDING)
+    return recipients
+
+
+def _claimed_message(
+    row: tuple[Any, ...], *, token: str, recipients: dict[int, list[ClaimedRecipient]]
+) -> ClaimedMessage:
+    (
+        pk,
+        message_id,
+        envelope_from,
+        raw,
+        needs_smtputf8,
+        attempt_count,
+        expires_at,
+        created_at,
+        bulk_template_id,
+        bulk_data,
+        fallback_raw,
+        fallback_envelope_from,
+        priority,
+    ) = row
+    return ClaimedMessage(
+        id=pk,
+        message_id=message_id,
+        claim_token=token,
+        envelope_from=envelope_from,
+        raw=bytes(raw) if raw is not None else None,
+        needs_smtputf8=needs_smtputf8,
+        attempt_count=attempt_count,
+        expires_at=expires_at,
+        recipients=tuple(recipients[pk]),
+        created_at=created_at,
+        bulk_template_id=bulk_template_id,
+        bulk_data=bulk_data,
+        fallback_raw=bytes(fallback_raw) if fallback_raw is not None else None,
+        fallback_envelope_from=fallback_envelope_from,
+        priority=priority,
+    )
 
 
 def message_next_due_at() -> dt.datetime | None:

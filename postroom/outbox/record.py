@@ -25,8 +25,8 @@ from postroom.outbox.models import (
     RecipientStatus,
     SendAs,
 )
-from postroom.outbox.retry import retry_policy
-from postroom.outbox.states import message_status_for, recipient_after
+from postroom.outbox.retry import RetryPolicy, retry_policy
+from postroom.outbox.states import RecipientTransition, message_status_for, recipient_after
 
 
 @dataclass(frozen=True)
@@ -83,36 +83,35 @@ def delivery_record(
     """Record a batch of attempts: per-recipient statuses, attempts, message summaries."""
     if not results:
         return
-    now = now or timezone.now()
-    policy = retry_policy()
-    adapt = connection.ops.adapt_datetimefield_value
-    # Adapted once: converting a datetime for the driver costs more than the rest of a row.
-    now_db = adapt(now)
-    message_rows: list[tuple[Any, ...]] = []
-    recipient_rows: list[tuple[Any, ...]] = []
-    attempt_rows: list[tuple[Any, ...]] = []
-    event_rows: list[tuple[Any, ...]] = []
-    switched_rows: list[tuple[Any, ...]] = []
+    rows = _Rows(now=now or timezone.now(), worker=worker, policy=retry_policy())
     for result in results:
+        rows.add(result)
+    rows.write()
+
+
+class _Rows:
+    """The parameter rows of one recorded batch, one list per statement."""
+
+    def __init__(self, *, now: dt.datetime, worker: str, policy: RetryPolicy) -> None:
+        self.now = now
+        self.worker = worker
+        self.policy = policy
+        self.adapt = connection.ops.adapt_datetimefield_value
+        # Adapted once: converting a datetime for the driver costs more than the rest of a row.
+        self.now_db = self.adapt(now)
+        self.messages: list[tuple[Any, ...]] = []
+        self.recipients: list[tuple[Any, ...]] = []
+        self.attempts: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.switched: list[tuple[Any, ...]] = []
+
+    def add(self, result: MessageResult) -> None:
         claimed = result.message
-        at_db = adapt(result.at)
+        at_db = self.adapt(result.at)
         if result.switched_to_fallback:
-            switched_rows.append((SendAs.VIA_COMPANY, claimed.id))
+            self.switched.append((SendAs.VIA_COMPANY, claimed.id))
         for refusal in result.refusals:
-            attempt_rows.append(
-                (
-                    claimed.id,
-                    refusal.recipient.id,
-                    at_db,
-                    result.server,
-                    worker,
-                    "mail",
-                    refusal.code,
-                    refusal.enhanced_code,
-                    refusal.text[:_MAX_TEXT],
-                    refusal.classification,
-                )
-            )
+            self._attempt(result, refusal, at_db, stage="mail", text=refusal.text[:_MAX_TEXT])
         statuses: list[str] = []
         next_times: list[dt.datetime] = []
         errors: list[str] = []
@@ -122,92 +121,119 @@ def delivery_record(
                 uncertain_count=outcome.recipient.uncertain_count,
                 failed_attempts=claimed.attempt_count,
                 expires_at=claimed.expires_at,
-                now=now,
-                policy=policy,
+                now=self.now,
+                policy=self.policy,
             )
             statuses.append(transition.status)
             if transition.next_attempt_at is not None:
                 next_times.append(transition.next_attempt_at)
-            text = outcome.text[:_MAX_TEXT]
-            if transition.note:
-                text = f"{text}\n{transition.note}" if text else transition.note
+            text = _recorded_text(outcome, transition)
             if outcome.classification != Classification.SUCCESS:
                 errors.append(f"{outcome.recipient.address}: {text}")
-            recipient_rows.append(
-                (
-                    transition.status,
-                    transition.uncertain_count,
-                    outcome.code,
-                    outcome.enhanced_code,
-                    text,
-                    now_db if transition.status == RecipientStatus.SENT else None,
-                    now_db,
-                    outcome.recipient.id,
-                )
+            self._recipient(outcome, transition, text)
+            self.events.append(self._event(claimed, outcome, transition, text))
+            self._attempt(result, outcome, at_db, stage=result.stage, text=text)
+        self._message(claimed, statuses, next_times, errors)
+
+    def _attempt(
+        self, result: MessageResult, outcome: RecipientResult, at_db: Any, *, stage: str, text: str
+    ) -> None:
+        self.attempts.append(
+            (
+                result.message.id,
+                outcome.recipient.id,
+                at_db,
+                result.server,
+                self.worker,
+                stage,
+                outcome.code,
+                outcome.enhanced_code,
+                text,
+                outcome.classification,
             )
-            event_rows.append(
-                (
-                    _event_kind(outcome.classification, transition.status),
-                    now_db,
-                    claimed.id,
-                    outcome.recipient.address,
-                    json.dumps(
-                        {
-                            "id": claimed.id,
-                            "message_id": claimed.message_id,
-                            "recipient": outcome.recipient.address,
-                            "status": transition.status,
-                            "classification": outcome.classification,
-                            "code": outcome.code,
-                            "enhanced_code": outcome.enhanced_code,
-                            "text": text,
-                            "attempt": claimed.attempt_count,
-                            "next_attempt_at": (
-                                transition.next_attempt_at.isoformat()
-                                if transition.next_attempt_at
-                                else None
-                            ),
-                        }
-                    ),
-                )
+        )
+
+    def _recipient(
+        self, outcome: RecipientResult, transition: RecipientTransition, text: str
+    ) -> None:
+        is_sent = transition.status == RecipientStatus.SENT
+        self.recipients.append(
+            (
+                transition.status,
+                transition.uncertain_count,
+                outcome.code,
+                outcome.enhanced_code,
+                text,
+                self.now_db if is_sent else None,
+                self.now_db,
+                outcome.recipient.id,
             )
-            attempt_rows.append(
-                (
-                    claimed.id,
-                    outcome.recipient.id,
-                    at_db,
-                    result.server,
-                    worker,
-                    result.stage,
-                    outcome.code,
-                    outcome.enhanced_code,
-                    text,
-                    outcome.classification,
-                )
-            )
+        )
+
+    def _event(
+        self,
+        claimed: ClaimedMessage,
+        outcome: RecipientResult,
+        transition: RecipientTransition,
+        text: str,
+    ) -> tuple[Any, ...]:
+        retry_at = transition.next_attempt_at
+        data = {
+            "id": claimed.id,
+            "message_id": claimed.message_id,
+            "recipient": outcome.recipient.address,
+            "status": transition.status,
+            "classification": outcome.classification,
+            "code": outcome.code,
+            "enhanced_code": outcome.enhanced_code,
+            "text": text,
+            "attempt": claimed.attempt_count,
+            "next_attempt_at": retry_at.isoformat() if retry_at else None,
+        }
+        kind = _event_kind(outcome.classification, transition.status)
+        return (kind, self.now_db, claimed.id, outcome.recipient.address, json.dumps(data))
+
+    def _message(
+        self,
+        claimed: ClaimedMessage,
+        statuses: list[str],
+        next_times: list[dt.datetime],
+        errors: list[str],
+    ) -> None:
         status = _message_status_after(claimed, statuses)
         finished = next_times == [] and status not in ACTIVE_MESSAGE_STATUSES
         if next_times:
             next_attempt_at: dt.datetime | None = min(next_times)
         else:
-            next_attempt_at = None if finished else now
-        message_rows.append(
+            next_attempt_at = None if finished else self.now
+        self.messages.append(
             (
                 status,
-                adapt(next_attempt_at) if next_attempt_at else None,
-                now_db if finished else None,
+                self.adapt(next_attempt_at) if next_attempt_at else None,
+                self.now_db if finished else None,
                 "\n".join(errors)[:_MAX_TEXT],
                 claimed.id,
                 claimed.claim_token,
             )
         )
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(_UPDATE_RECIPIENT, recipient_rows)
-        cursor.executemany(_INSERT_ATTEMPT, attempt_rows)
-        cursor.executemany(_UPDATE_MESSAGE, message_rows)
-        if switched_rows:
-            cursor.executemany(_SWITCH_TO_FALLBACK, switched_rows)
-        cursor.executemany(_INSERT_EVENT, event_rows)
+
+    def write(self) -> None:
+        """Run the statements in one transaction: the batch is recorded whole or not at all."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(_UPDATE_RECIPIENT, self.recipients)
+            cursor.executemany(_INSERT_ATTEMPT, self.attempts)
+            cursor.executemany(_UPDATE_MESSAGE, self.messages)
+            if self.switched:
+                cursor.executemany(_SWITCH_TO_FALLBACK, self.switched)
+            cursor.executemany(_INSERT_EVENT, self.events)
+
+
+def _recorded_text(outcome: RecipientResult, transition: RecipientTransition) -> str:
+    """The server's reply as kept (clipped), with what Postroom did about it."""
+    text = outcome.text[:_MAX_TEXT]
+    if transition.note:
+        return f"{text}\n{transition.note}" if text else transition.note
+    return text
 
 
 def _event_kind(classification: Classification, status: RecipientStatus) -> EventKind:

@@ -1,4 +1,4 @@
-"""When to try again: exponential backoff per message, pure and clock-free.
+"""When to try a message again: the outbox's backoff (postroom.queue.retry), pure and clock-free.
 
 The defaults are Postfix's (`minimal_backoff_time` 300 s, `maximal_backoff_time` 4000 s,
 `maximal_queue_lifetime` 5 d), which follow RFC 5321 §4.5.4.1: retry after at least 30
@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from postroom.queue.retry import Backoff
+
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Backoff):
     first_delay: dt.timedelta = dt.timedelta(seconds=300)
     max_delay: dt.timedelta = dt.timedelta(seconds=4000)
     give_up_after: dt.timedelta = dt.timedelta(days=5)
@@ -20,21 +22,12 @@ class RetryPolicy:
     # the retry carries the same Message-ID, so a receiving system can drop a duplicate.
     uncertain_delay: dt.timedelta = dt.timedelta(seconds=60)
 
-    def delay(self, failed_attempts: int) -> dt.timedelta:
-        """The wait after the `failed_attempts`-th failed attempt (1 = the first failure)."""
-        exponent = max(failed_attempts - 1, 0)
-        # Cap the exponent so 2**n stays small; 2**20 * 5 min is far past any sane cap.
-        seconds = self.first_delay.total_seconds() * 2 ** min(exponent, 20)
-        return min(dt.timedelta(seconds=seconds), self.max_delay)
-
     def next_attempt_at(
         self, *, failed_attempts: int, expires_at: dt.datetime, now: dt.datetime
     ) -> dt.datetime | None:
-        """The time of the next try, or None when the message must give up."""
-        when = now + self.delay(failed_attempts)
-        if when > expires_at:
-            return None
-        return when
+        """The time of the next try, or None when the message must give up (it expires
+        first)."""
+        return self.retry_at(failed_attempts=failed_attempts, now=now, give_up_at=expires_at)
 
 
 def retry_policy() -> RetryPolicy:

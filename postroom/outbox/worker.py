@@ -14,7 +14,6 @@ Message-ID.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import logging
 import math
@@ -22,11 +21,9 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from postroom.mail.bulk import CompiledTemplate
@@ -38,10 +35,10 @@ from postroom.outbox.claim import ClaimedMessage
 from postroom.outbox.models import Classification
 from postroom.outbox.record import MessageResult, RecipientResult
 from postroom.outbox.routing import DeliveryRoute
+from postroom.queue.dbthread import DatabaseThread
+from postroom.queue.wake import seconds_until
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Wake at least this often even with nothing due, to notice expired leases and settings
 # changes; enqueues and resumes wake the worker at once (see wake.py).
@@ -76,7 +73,7 @@ class Worker:
     ) -> None:
         self.options = options
         self._route_source = route
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-db")
+        self._db = DatabaseThread("postroom-db")
         # Claimed messages, transactional first: a person's email claimed while a campaign's
         # batch waits here still goes next. Ordered by (priority, claim order).
         self._queue: asyncio.PriorityQueue[tuple[int, int, ClaimedMessage | None]] = (
@@ -101,22 +98,6 @@ class Worker:
         self._unstarted: list[ClaimedMessage] = []  # taken by a sender when the stop came
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    # -- database thread -----------------------------------------------------------------
-
-    async def _in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        def call() -> T:
-            # The one database thread keeps its connection open between calls (opening one
-            # per call cost as much as recording the outcomes); a failure closes it, so a
-            # broken connection never poisons the next call.
-            try:
-                return function(*args, **kwargs)
-            except Exception:
-                connection.close()
-                raise
-
-        assert self._loop is not None
-        return await self._loop.run_in_executor(self._db, call)
-
     # -- lifecycle ------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -131,7 +112,7 @@ class Worker:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        wake.add_local_listener(self.wake)
+        wake.OUTBOX.local.add(self.wake)
         try:
             senders = [
                 asyncio.create_task(self._sender(), name=f"sender-{index}")
@@ -154,10 +135,10 @@ class Worker:
             recorder.cancel()
             await asyncio.gather(recorder, return_exceptions=True)
         finally:
-            wake.remove_local_listener(self.wake)
+            wake.OUTBOX.local.remove(self.wake)
             if self._pool is not None:
                 await self._pool.close()
-            self._db.shutdown(wait=True)
+            await self._db.close()
 
     # -- claimer --------------------------------------------------------------------------
 
@@ -171,9 +152,9 @@ class Worker:
             # or resume pokes) or every few seconds, not for every batch.
             now = time.monotonic()
             if is_woken or now - route_read_at >= SETTINGS_REFRESH_SECONDS:
-                route = await self._in_db(self._route_source)
+                route = await self._db.run(self._route_source)
                 await self._use_route(route)
-                self._is_paused = await self._in_db(pauses.server_is_paused, server=route.server)
+                self._is_paused = await self._db.run(pauses.server_is_paused, server=route.server)
                 route_read_at = now
             if self._is_paused:
                 is_woken = await self._sleep(IDLE_WAKE_SECONDS)
@@ -184,7 +165,7 @@ class Worker:
             has_room = self._queue.qsize() <= self.options.batch_size
             batch: list[ClaimedMessage] = []
             if has_room or is_woken:
-                batch = await self._in_db(
+                batch = await self._db.run(
                     claim.message_claim_batch,
                     worker=self.options.name,
                     limit=self.options.batch_size,
@@ -196,8 +177,8 @@ class Worker:
                 is_woken = False
                 continue
             if has_room:
-                next_due = await self._in_db(claim.message_next_due_at)
-                timeout = _seconds_until(next_due, cap=IDLE_WAKE_SECONDS)
+                next_due = await self._db.run(claim.message_next_due_at)
+                timeout = seconds_until(next_due, cap=IDLE_WAKE_SECONDS)
             else:
                 timeout = IDLE_WAKE_SECONDS
             is_woken = await self._sleep(timeout, room=not has_room)
@@ -232,7 +213,7 @@ class Worker:
             if message is not None:
                 leftovers.append(message)
         if leftovers:
-            await self._in_db(claim.message_release, messages=leftovers)
+            await self._db.run(claim.message_release, messages=leftovers)
 
     # -- senders --------------------------------------------------------------------------
 
@@ -256,8 +237,8 @@ class Worker:
         return message
 
     async def _deliver(self, message: ClaimedMessage) -> MessageResult:
-        pool, route = self._pool, self._route
-        assert pool is not None and route is not None
+        route = self._route
+        assert route is not None
         if message.expires_at <= timezone.now():
             return _same_for_all(
                 message,
@@ -285,23 +266,27 @@ class Worker:
                 Classification.PERMANENT,
                 text=f"The message could not be rendered: {error}",
             )
+        try:
+            return await self._send(message, data, route)
+        except Exception as error:  # a transport bug must defer the message, not lose it
+            logger.exception("Delivery of %s failed unexpectedly", message.message_id)
+            return _same_for_all(
+                message, route.server, "connect", Classification.TEMPORARY, text=str(error)
+            )
+
+    async def _send(
+        self, message: ClaimedMessage, data: bytes, route: DeliveryRoute
+    ) -> MessageResult:
+        assert self._pool is not None
         envelope = Envelope(
             sender=message.envelope_from,
             recipients=[recipient.address for recipient in message.recipients],
             data=data,
             needs_smtputf8=message.needs_smtputf8,
         )
-        try:
-            outcome = await pool.deliver(envelope)
-        except Exception as error:  # a transport bug must defer the message, not lose it
-            logger.exception("Delivery of %s failed unexpectedly", message.message_id)
-            return _same_for_all(
-                message, route.server, "connect", Classification.TEMPORARY, text=str(error)
-            )
+        outcome = await self._pool.deliver(envelope)
         refusals: list[RecipientResult] = []
         if outcome.pause_scope is PauseScope.SENDER and message.fallback_raw is not None:
-            # Send-as policy "auto": the relay will not let us send as the user. Send the
-            # "via the company" version now, and remember the refusal for the next mail.
             refusals = _results(
                 message,
                 outcome,
@@ -310,39 +295,43 @@ class Worker:
                     "instead, with Reply-To the user (send-as policy: automatic)."
                 ),
             )
-            first = outcome.recipients[0]
-            await self._in_db(
-                pauses.sender_refusal_record,
-                address=message.envelope_from,
-                server=route.server,
-                code=first.code,
-                text=first.text,
-            )
-            outcome = await pool.deliver(
-                Envelope(
-                    sender=message.fallback_envelope_from,
-                    recipients=envelope.recipients,
-                    data=message.fallback_raw,
-                    needs_smtputf8=message.needs_smtputf8,
-                )
-            )
-        results = _results(message, outcome)
+            outcome = await self._send_via_company(message, outcome, route)
         if outcome.should_pause:
             self._is_paused = True
             code = next((item.code for item in outcome.recipients if item.code), None)
-            await self._in_db(
-                pauses.server_pause,
-                server=route.server,
-                code=code,
-                reason=outcome.pause_reason,
+            await self._db.run(
+                pauses.server_pause, server=route.server, code=code, reason=outcome.pause_reason
             )
         return MessageResult(
             message=message,
             server=route.server,
             stage=outcome.stage,
-            recipients=results,
+            recipients=_results(message, outcome),
             switched_to_fallback=bool(refusals),
             refusals=refusals,
+        )
+
+    async def _send_via_company(
+        self, message: ClaimedMessage, refused: DeliveryOutcome, route: DeliveryRoute
+    ) -> DeliveryOutcome:
+        """Send-as policy "auto": the relay will not let us send as the user. Send the "via
+        the company" version now, and remember the refusal for the next mail."""
+        assert self._pool is not None and message.fallback_raw is not None
+        first = refused.recipients[0]
+        await self._db.run(
+            pauses.sender_refusal_record,
+            address=message.envelope_from,
+            server=route.server,
+            code=first.code,
+            text=first.text,
+        )
+        return await self._pool.deliver(
+            Envelope(
+                sender=message.fallback_envelope_from,
+                recipients=[recipient.address for recipient in message.recipients],
+                data=message.fallback_raw,
+                needs_smtputf8=message.needs_smtputf8,
+            )
         )
 
     async def _message_bytes(self, message: ClaimedMessage) -> bytes:
@@ -351,7 +340,7 @@ class Worker:
         assert message.bulk_template_id is not None and message.bulk_data is not None
         compiled = self._templates.get(message.bulk_template_id)
         if compiled is None:
-            compiled = await self._in_db(bulk.bulk_template_compiled, message.bulk_template_id)
+            compiled = await self._db.run(bulk.bulk_template_compiled, message.bulk_template_id)
             self._templates[message.bulk_template_id] = compiled
         return bulk.bulk_render(
             compiled,
@@ -371,7 +360,7 @@ class Worker:
             if not batch:
                 continue
             try:
-                await self._in_db(
+                await self._db.run(
                     record.delivery_record,
                     results=[result for result, _ in batch],
                     worker=self.options.name,
@@ -410,12 +399,6 @@ def _results(
     ]
 
 
-def _seconds_until(when: dt.datetime | None, *, cap: float) -> float:
-    if when is None:
-        return cap
-    return max(0.0, min(cap, (when - timezone.now()).total_seconds()))
-
-
 def _same_for_all(
     message: ClaimedMessage, server: str, stage: str, classification: Classification, *, text: str
 ) -> MessageResult:
@@ -435,7 +418,7 @@ async def run_worker(options: WorkerOptions, *, stop: asyncio.Event) -> None:
     from postroom.outbox.routing import delivery_route
 
     worker = Worker(options, route=delivery_route)
-    listener = wake.WakeListener(worker.wake)
+    listener = wake.OUTBOX.listener(worker.wake)
     await listener.start()
     running = asyncio.create_task(worker.run(), name="worker")
     stopping = asyncio.create_task(stop.wait())

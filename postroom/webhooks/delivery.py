@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import F, Max, Subquery
+from django.db import transaction
+from django.db.models import F, Max, Q, Subquery
 from django.utils import timezone
 
 from postroom.core.errors import SecretKeyError
 from postroom.core.secrets import secret_decrypt
 from postroom.outbox.models import Event
+from postroom.queue.lease import claim_token_new, lease_claim
 from postroom.webhooks import signing
 from postroom.webhooks.models import (
     Cursor,
@@ -192,12 +194,12 @@ def delivery_claim_batch(
 
     `busy` counts what this dispatcher already holds per endpoint. The cap keeps a dead
     endpoint (each request waiting out its timeout) from holding every slot while the
-    others' events wait. Same claim as the outbox: on PostgreSQL `FOR UPDATE SKIP LOCKED`,
-    on SQLite an IMMEDIATE transaction, and the UPDATE repeats the due condition.
+    others' events wait. The claim is the outbox's (postroom.queue.lease): on PostgreSQL
+    `FOR UPDATE SKIP LOCKED`, on SQLite an IMMEDIATE transaction, and the UPDATE repeats the
+    due condition.
     """
     now = now or timezone.now()
-    busy = busy or {}
-    token = uuid.uuid4().hex
+    token = claim_token_new()
     due = Delivery.objects.filter(
         status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__is_active=True
     ).order_by("next_attempt_at", "id")
@@ -206,28 +208,50 @@ def delivery_claim_batch(
     if not due.exists():
         return []
     with transaction.atomic():
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True, of=("self",))
-        # Look a little past `limit`, so one busy endpoint does not hide the others' work.
-        candidates = list(due.values_list("id", "endpoint_id")[: limit * 8])
-        taken: Counter[int] = Counter(busy)
-        ids: list[int] = []
-        for pk, endpoint_id in candidates:
-            if len(ids) >= limit:
-                break
-            if taken[endpoint_id] < per_endpoint:
-                taken[endpoint_id] += 1
-                ids.append(pk)
-        if not ids:
+        claimed = lease_claim(
+            due,
+            limit=limit,
+            recheck=Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now),
+            claim={"next_attempt_at": now + LEASE, "claim_token": token},
+            choose=partial(
+                _within_endpoint_caps, limit=limit, per_endpoint=per_endpoint, busy=busy
+            ),
+            choose_fields=("endpoint_id",),
+            # Look a little past `limit`, so one busy endpoint does not hide the others' work.
+            look_ahead=8,
+        )
+        if not claimed:
             return []
-        Delivery.objects.filter(
-            id__in=ids, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
-        ).update(next_attempt_at=now + LEASE, claim_token=token)
         rows = list(
             Delivery.objects.filter(claim_token=token)
             .select_related("endpoint")
             .order_by("next_attempt_at", "id")
         )
+    return _claimed_deliveries(rows, token=token, now=now)
+
+
+def _within_endpoint_caps(
+    candidates: list[tuple[Any, ...]],
+    *,
+    limit: int,
+    per_endpoint: int,
+    busy: Mapping[int, int] | None,
+) -> list[int]:
+    """The first `limit` candidates (pk, endpoint id) that keep each endpoint within its cap."""
+    taken: Counter[int] = Counter(busy or {})
+    ids: list[int] = []
+    for pk, endpoint_id in candidates:
+        if len(ids) >= limit:
+            break
+        if taken[endpoint_id] < per_endpoint:
+            taken[endpoint_id] += 1
+            ids.append(pk)
+    return ids
+
+
+def _claimed_deliveries(
+    rows: list[Delivery], *, token: str, now: dt.datetime
+) -> list[ClaimedDelivery]:
     keys: dict[int, tuple[tuple[bytes, ...], str]] = {}
     claimed = []
     for row in rows:

@@ -7,27 +7,26 @@ One loop, in the worker process beside the outbox worker (or alone: `postroom we
 - each task records its outcome as soon as it has it;
 - sleep until the next due delivery, a finished request or a poke, at most
   `IDLE_WAKE_SECONDS`, which bounds how late an event from another process is noticed.
-Every ORM call runs on one database thread, as in the outbox worker. A crash loses nothing:
-a claimed delivery whose outcome was not recorded is due again when its lease ends, and is
-posted again with the same webhook-id, which the receiver can use to drop the duplicate.
+Every ORM call runs on one database thread (postroom.queue.dbthread), as in the outbox
+worker. A crash loses nothing: a claimed delivery whose outcome was not recorded is due again
+when its lease ends, and is posted again with the same webhook-id, which the receiver can use
+to drop the duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from postroom.outbox import wake as outbox_wake
+from postroom.queue.dbthread import DatabaseThread
+from postroom.queue.wake import seconds_until
 from postroom.webhooks import delivery, signing, wake
 from postroom.webhooks.delivery import ClaimedDelivery, PostOutcome
 from postroom.webhooks.retry import retry_after_parse
@@ -40,8 +39,6 @@ from postroom.webhooks.targets import (
 from postroom.webhooks.transport import ALLOW_INTERNAL, WebhookTransport
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Requests in flight at once. Eight keeps a handful of receivers busy without letting one
 # Postroom flood them; each waits at most REQUEST_TIMEOUT_SECONDS.
@@ -79,25 +76,11 @@ class Dispatcher:
         self.per_endpoint = per_endpoint
         self.timeout = timeout
         self.resolve = resolve
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-webhooks-db")
+        self._db = DatabaseThread("postroom-webhooks-db")
         self._in_flight: dict[asyncio.Task[None], int] = {}  # task -> endpoint id
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_round_at = 0.0
-
-    # -- database thread -------------------------------------------------------------------
-
-    async def _in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        def call() -> T:
-            close_old_connections()
-            try:
-                return function(*args, **kwargs)
-            except Exception:
-                connection.close()  # a broken connection must not poison the next call
-                raise
-
-        assert self._loop is not None
-        return await self._loop.run_in_executor(self._db, call)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -109,8 +92,8 @@ class Dispatcher:
     async def run(self, *, stop: asyncio.Event) -> None:
         """Dispatch until `stop` is set; requests in flight then finish and are recorded."""
         self._loop = asyncio.get_running_loop()
-        wake.add_listener(self.poke)
-        outbox_wake.add_local_listener(self.poke)
+        wake.DISPATCHERS.add(self.poke)
+        outbox_wake.OUTBOX.local.add(self.poke)
         try:
             async with http_client(self.concurrency, self.timeout, resolve=self.resolve) as client:
                 try:
@@ -120,11 +103,9 @@ class Dispatcher:
                     # Each request ends within the timeout, so stopping takes at most that.
                     await asyncio.gather(*self._in_flight, return_exceptions=True)
         finally:
-            wake.remove_listener(self.poke)
-            outbox_wake.remove_local_listener(self.poke)
-            # The database thread's own connection: resolved there, not in this thread.
-            await self._loop.run_in_executor(self._db, _close_connection)
-            self._db.shutdown(wait=True)
+            wake.DISPATCHERS.remove(self.poke)
+            outbox_wake.OUTBOX.local.remove(self.poke)
+            await self._db.close()
 
     async def _round(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
         since_last = time.monotonic() - self._last_round_at
@@ -133,19 +114,19 @@ class Dispatcher:
         self._last_round_at = time.monotonic()
         self._wake.clear()
         try:
-            fanned_out = await self._in_db(delivery.events_fan_out)
+            fanned_out = await self._db.run(delivery.events_fan_out)
             claimed = await self._claim_and_start(client)
             if fanned_out >= delivery.FAN_OUT_BATCH:
                 return  # more events are waiting: no sleep
             if claimed and len(self._in_flight) < self.concurrency:
                 return  # there may be more due work for the free slots
-            next_due = await self._in_db(delivery.delivery_next_due_at)
+            next_due = await self._db.run(delivery.delivery_next_due_at)
         except Exception:
             # The database is away (restarting, locked): try again after a pause.
             logger.exception("Webhook dispatch failed; trying again in %s s", IDLE_WAKE_SECONDS)
             await self._sleep(stop, IDLE_WAKE_SECONDS)
             return
-        wait = _seconds_until(next_due, cap=IDLE_WAKE_SECONDS)
+        wait = seconds_until(next_due, cap=IDLE_WAKE_SECONDS)
         if wait == 0 and self._in_flight:
             # Due work this dispatcher may not take yet (slots full, or its endpoint at its
             # share): a finished request wakes the loop.
@@ -164,7 +145,7 @@ class Dispatcher:
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
             return 0
-        claimed = await self._in_db(
+        claimed = await self._db.run(
             delivery.delivery_claim_batch,
             limit=free,
             per_endpoint=self.per_endpoint,
@@ -188,7 +169,7 @@ class Dispatcher:
         outcome = await post_delivery(client, claimed, timeout=self.timeout)
         for attempt in range(1, RECORD_TRIES + 1):
             try:
-                await self._in_db(delivery.delivery_record, claimed=claimed, outcome=outcome)
+                await self._db.run(delivery.delivery_record, claimed=claimed, outcome=outcome)
                 return
             except Exception:
                 logger.exception(
@@ -302,19 +283,9 @@ def _failure_text(response: httpx.Response) -> str:
     return answered
 
 
-def _close_connection() -> None:
-    connection.close()
-
-
 def _reason(error: BaseException) -> str:
     # httpx wraps the OS error; its text ("[Errno 111] Connection refused") is the useful part.
     return str(error) or type(error).__name__
-
-
-def _seconds_until(when: dt.datetime | None, *, cap: float) -> float:
-    if when is None:
-        return cap
-    return max(0.0, min(cap, (when - timezone.now()).total_seconds()))
 
 
 async def run_webhook_dispatcher(*, stop: asyncio.Event) -> None:

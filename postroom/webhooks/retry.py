@@ -1,4 +1,4 @@
-"""When to post a failed webhook again: exponential backoff for three days (pure, clock-free).
+"""When to post a failed webhook again: backoff for three days (postroom.queue.retry), pure.
 
 30 s, 1 min, 2 min, … doubling up to one attempt an hour: a receiver that restarts is
 caught within a minute, one that is down for a weekend still gets every event when it comes
@@ -12,21 +12,18 @@ import datetime as dt
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from postroom.queue.retry import Backoff
+
 # A server's Retry-After (on 429 or 503) is honoured up to this: a longer one would let a
 # misconfigured receiver postpone an event past the give-up time in one answer.
 MAX_RETRY_AFTER = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
-class WebhookRetryPolicy:
+class WebhookRetryPolicy(Backoff):
     first_delay: dt.timedelta = dt.timedelta(seconds=30)
     max_delay: dt.timedelta = dt.timedelta(hours=1)
     give_up_after: dt.timedelta = dt.timedelta(days=3)
-
-    def delay(self, failed_attempts: int) -> dt.timedelta:
-        """The wait after the `failed_attempts`-th failure in a row (1 = the first)."""
-        exponent = min(max(failed_attempts - 1, 0), 20)  # 2**20 * 30 s is far past the cap
-        return min(self.first_delay * 2**exponent, self.max_delay)
 
     def next_attempt_at(
         self,
@@ -37,13 +34,12 @@ class WebhookRetryPolicy:
         retry_after: dt.timedelta | None = None,
     ) -> dt.datetime | None:
         """The time of the next try, or None when the delivery gives up."""
-        wait = self.delay(failed_attempts)
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
-        when = now + wait
-        if when > created_at + self.give_up_after:
-            return None
-        return when
+        return self.retry_at(
+            failed_attempts=failed_attempts,
+            now=now,
+            give_up_at=created_at + self.give_up_after,
+            at_least=None if retry_after is None else min(retry_after, MAX_RETRY_AFTER),
+        )
 
 
 DEFAULT_POLICY = WebhookRetryPolicy()
