@@ -36,23 +36,14 @@ from postroom.api.selectors import (
     api_message_records,
 )
 from postroom.api.senders import Sender, sender_resolve
-from postroom.company.selectors import company_get
-from postroom.contacts.compose import (
-    MERGE_FIELDS,
-    addressee_list,
-    body_render,
-    contact_values,
-)
-from postroom.contacts.email_templates import email_template_get_by_ref
+from postroom.compose.services import ComposeRequest, message_compose
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import Address, parse_address
 from postroom.mail.header_text import check_header_phrase, reject_control_characters
-from postroom.mail.message import Attachment, OutgoingEmail
-from postroom.mail.templating import merge_root_check, template_compile
+from postroom.mail.message import Attachment
 from postroom.outbox.actions import message_cancel
-from postroom.outbox.enqueue import MAX_IDEMPOTENCY_KEY, message_enqueue
-from postroom.outbox.models import Lane, Message, Recipient, Source
-from postroom.outbox.send_as import SenderChoice, sender_choice
+from postroom.outbox.enqueue import MAX_IDEMPOTENCY_KEY, IdempotencyConflictError
+from postroom.outbox.models import Lane, Message, Source
 
 router = Router(tags=["Messages"])
 CURSOR_KIND = "m1"
@@ -97,27 +88,14 @@ def message_send(
 ) -> Status[dict[str, Any]]:
     api_key = request_api_key(request)
     sender = sender_resolve(value=payload.from_, api_key=api_key)
-    email = _outgoing_email(payload, sender)
-    not_before_at = _send_at(payload.send_at)
-    stored_key = _stored_idempotency_key(api_key, idempotency_key)
-    choice = SenderChoice(email, send_as="")
-    if sender.user is not None:
-        # Mail as a user follows the company's send-as policy, as Contact Email does.
-        choice = sender_choice(email=email, user=sender.user, company=company_get())
-    message = message_enqueue(
-        email=choice.email,
-        fallback=choice.fallback,
-        send_as=choice.send_as,
-        source=Source.API,
-        lane=Lane(payload.lane),
-        sender_user=sender.user,
-        idempotency_key=stored_key,
-        not_before_at=not_before_at,
-    )
+    try:
+        [message] = message_compose(
+            request=_compose_request(payload, sender, api_key=api_key, key=idempotency_key)
+        )
+    except IdempotencyConflictError as error:
+        # The key of another message (message_enqueue compares them): named as it came in.
+        raise ConflictError(error.message, field="Idempotency-Key") from None
     if message.is_replay:
-        # Checked after message_enqueue, not before: two requests racing with one key both
-        # get here, and the one that lost the insert learns it now.
-        _check_same_request(message, email, sender)
         response["Idempotent-Replayed"] = "true"
         return Status(200, _message_out(message))
     return Status(202, _message_out(message))
@@ -199,70 +177,39 @@ def message_cancel_view(
     return _message_out(message)
 
 
-# --- request → OutgoingEmail -----------------------------------------------------------
+# --- request → ComposeRequest -----------------------------------------------------------
 
 
-def _outgoing_email(payload: SendIn, sender: Sender) -> OutgoingEmail:
+def _compose_request(
+    payload: SendIn, sender: Sender, *, api_key: ApiKey, key: str | None
+) -> ComposeRequest:
+    """The request as Postroom's compose service reads it (postroom.compose.services), with
+    the addresses parsed and the attachments decoded."""
     to = _addresses(payload.to, kind="To", field="to")
-    subject, text, html = payload.subject, payload.text, payload.html
-    if payload.template is not None:
-        subject, text, html = _template_body(payload, sender, to)
-    elif payload.data:
-        raise ValidationError(
-            "data fills the merge fields of a template: give `template` too, or leave data out.",
-            field="data",
-        )
-    return OutgoingEmail(
+    cc = _addresses(payload.cc, kind="Cc", field="cc")
+    bcc = _addresses(payload.bcc, kind="Bcc", field="bcc")
+    reply_to = _addresses(payload.reply_to, kind="Reply-To", field="reply_to")
+    attachments = _attachments(payload.attachments)
+    not_before_at = _send_at(payload.send_at)
+    return ComposeRequest(
+        source=Source.API,
+        user=sender.user,
         from_=sender.address,
         to=to,
-        cc=_addresses(payload.cc, kind="Cc", field="cc"),
-        bcc=_addresses(payload.bcc, kind="Bcc", field="bcc"),
-        reply_to=_addresses(payload.reply_to, kind="Reply-To", field="reply_to"),
-        subject=subject,
-        text=text,
-        html=html,
-        attachments=_attachments(payload.attachments),
-        headers=dict(payload.headers),
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to,
+        subject=payload.subject,
+        text=payload.text,
+        html=payload.html,
+        template=payload.template,
+        data=payload.data,
+        attachments=attachments,
+        headers=payload.headers,
+        lane=Lane(payload.lane),
+        not_before_at=not_before_at,
+        idempotency_key=_stored_idempotency_key(api_key, key),
     )
-
-
-def _template_body(
-    payload: SendIn, sender: Sender, to: list[Address]
-) -> tuple[str, str | None, str | None]:
-    """Render the saved template `payload.template` with `payload.data`, the way Contact
-    Email renders it (postroom.contacts.compose): same sandbox, same sanitizing."""
-    if payload.subject or payload.text is not None or payload.html is not None:
-        raise ValidationError(
-            "Give either a template (with data) or subject, text and html, not both: the "
-            "template has its own subject and body.",
-            field="template",
-        )
-    assert payload.template is not None
-    template = email_template_get_by_ref(ref=payload.template, field="template")
-    for key in payload.data:
-        merge_root_check(key, field="data")
-    addressee = addressee_list(to, kind="To", field="to", limit=1)[0] if len(to) == 1 else None
-    context: dict[str, Any] = {
-        "contact": contact_values(addressee),
-        "user": {"name": sender.address.display_name, "email": sender.address.addr_spec},
-        "company": {"name": company_get().name},
-    }
-    context.update(payload.data)
-    # Postroom's own values have known fields (a typo is named); the caller's data any.
-    fields: dict[str, tuple[str, ...] | None] = {
-        root: None if root in payload.data else MERGE_FIELDS[root] for root in MERGE_FIELDS
-    }
-    fields.update(dict.fromkeys(payload.data))
-    compiled = template_compile(
-        subject=template.subject,
-        text=template.text,
-        html=template.html,
-        roots=context.keys(),
-        fields=fields,
-        field_prefix="template.",
-    )
-    body = body_render(compiled, context, subject_field="data")
-    return body.subject, body.text, body.html
 
 
 def _addresses(values: list[RecipientIn], *, kind: str, field: str) -> list[Address]:
@@ -328,30 +275,6 @@ def _stored_idempotency_key(api_key: ApiKey, value: str | None) -> str | None:
             field="Idempotency-Key",
         )
     return _IDEMPOTENCY_NAMESPACE.format(prefix=api_key.prefix) + value
-
-
-def _check_same_request(existing: Message, email: OutgoingEmail, sender: Sender) -> None:
-    """Refuse an idempotency key reused for a different message (as Stripe does).
-
-    The sender, subject and recipients are compared: the request is not stored, and
-    these are what tell one message from another.
-    """
-    addresses = {a.addr_spec.lower() for a in (*email.to, *email.cc, *email.bcc)}
-    recorded = {
-        address.lower()
-        for address in Recipient.objects.filter(message=existing).values_list("address", flat=True)
-    }
-    if sender.user is not None:
-        # Sent as a user: the send-as policy may have sent it "via the company" since.
-        is_same_sender = existing.sender_user_id == sender.user.pk
-    else:
-        is_same_sender = existing.envelope_from.lower() == email.from_.addr_spec.lower()
-    if not is_same_sender or existing.subject != email.subject or recorded != addresses:
-        raise ConflictError(
-            f"This Idempotency-Key was already used for a different message "
-            f"({existing.pk}, {existing.message_id}); use a new key for a new message.",
-            field="Idempotency-Key",
-        )
 
 
 # --- Message → response ----------------------------------------------------------------

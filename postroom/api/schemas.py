@@ -24,7 +24,7 @@ MAX_ADDRESS_TEXT = 998
 # Past 1,000 recipients one message is a mailing list; campaigns send one message per
 # person, with unsubscribe, which is what a list of that size needs.
 MAX_RECIPIENTS_PER_FIELD = 1000
-# A template's name is at most 200 characters (postroom.contacts.email_templates).
+# A template's name is at most 200 characters (postroom.compose.email_templates).
 MAX_TEMPLATE_REF = 200
 # Most file systems cap a file name at 255 bytes (postroom.mail.message.MAX_FILENAME_LENGTH).
 MAX_FILENAME = 255

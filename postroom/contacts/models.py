@@ -109,11 +109,12 @@ RUNNING_IMPORT_STATUSES = (ImportStatus.CHECKING, ImportStatus.IMPORTING)
 
 
 class ImportJob(models.Model):
-    """One CSV import: the stored upload, the column mapping, progress, and the outcome.
+    """One CSV import: the stored upload, the column mapping, and the outcome.
 
     The upload lives in DATA_DIR/imports/ until the import is done or cancelled.
     `report` holds every rejected row as [row number, reason, [cells]] so the rejected rows
-    can be downloaded, fixed and imported again.
+    can be downloaded, fixed and imported again. Checking and importing run in the worker
+    as jobs (postroom.queue); `job` is the latest, with its progress.
     """
 
     status = models.CharField(
@@ -123,12 +124,10 @@ class ImportJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    # Touched with every progress step: a running job whose heartbeat stopped was
-    # interrupted (the server stopped) and is shown as failed.
-    heartbeat_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # The process whose thread runs the job (postroom.contacts.import_jobs.RUNNER).
-    runner = models.CharField(max_length=200, blank=True)
+    job = models.ForeignKey(
+        "queue.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     filename = models.CharField(max_length=255)
     stored_name = models.CharField(max_length=100, blank=True)
@@ -159,34 +158,3 @@ class ImportJob(models.Model):
     def is_running(self) -> bool:
         return self.status in RUNNING_IMPORT_STATUSES
 
-
-class EmailTemplate(models.Model):
-    """A saved letter for Contact Email: subject and body with merge fields
-    (postroom.contacts.compose.MERGE_FIELDS), rendered per recipient in Jinja2's sandbox.
-
-    `html` is the rich-text body as the editor wrote it, sanitized when saved; `text` is a
-    plain-text body. With only `html`, the text part is generated from it when sending.
-    """
-
-    name = models.CharField(max_length=200)
-    # The name's lower case (str.lower(), as for contacts): names are unique regardless of
-    # case, because the API picks a template by name.
-    name_key = models.CharField(max_length=200, unique=True, editable=False)
-    subject = models.TextField(blank=True)
-    text = models.TextField(blank=True)
-    html = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name_key", "id"]
-
-    def __str__(self) -> str:
-        return self.name

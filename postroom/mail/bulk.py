@@ -20,6 +20,10 @@ Rare shapes take the exact path (`build_message` itself): a recipient whose loca
 (its headers must be written in SMTPUTF8 form), a template whose own addresses need SMTPUTF8,
 a merged part that comes out empty (the exact builder leaves that part out), or a merged value
 with a carriage return (it changes how the lines around it are split).
+
+Merge fields are written in Postroom's one merge language (postroom.mail.merge): a template of
+plain lookups (`{{ first_name }}`) fills at C speed; one with `{% if %}` or filters renders its
+fields in the sandbox for each recipient, and a body it cannot fill line by line is encoded whole.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from postroom.mail.folding import (
     fold_unstructured,
 )
 from postroom.mail.header_text import check_header_text
-from postroom.mail.merge import PLACEHOLDER_FILLER, CompiledField, FieldFiller
+from postroom.mail.merge import MERGE_FILLER, CompiledField, FieldFiller
 from postroom.mail.message import (
     OutgoingEmail,
     boundaries_from_hash,
@@ -177,7 +181,7 @@ class CompiledTemplate:
         self.envelope_from = sender.addr_spec
         self.needs_smtputf8 = sender.needs_smtputf8 or any(r.needs_smtputf8 for r in replies)
         parts = [(s, f) for s, f in (("plain", text), ("html", html)) if f is not None]
-        self._parts = parts or [("plain", PLACEHOLDER_FILLER.compile("", is_html=False))]
+        self._parts = parts or [("plain", MERGE_FILLER.compile("", is_html=False))]
         self.boundary = boundaries_from_hash(content_hash)[0] if len(self._parts) > 1 else None
         names = set(subject.names)
         for _, field in [*headers, *self._parts]:
@@ -359,7 +363,7 @@ def compile_template(
     text_template: str | None,
     html_template: str | None,
     headers: Mapping[str, str] | None = None,
-    filler: FieldFiller = PLACEHOLDER_FILLER,
+    filler: FieldFiller = MERGE_FILLER,
 ) -> CompiledTemplate:
     """Validate a bulk template and render its recipient-independent parts once.
 

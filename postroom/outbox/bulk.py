@@ -119,61 +119,75 @@ def bulk_enqueue(
     """Queue one bulk message per recipient in one transaction; return how many."""
     now = timezone.now()
     starts_at = max(not_before_at or now, now)
-    expires_at = starts_at + retry_policy().give_up_after
     compiled = bulk_template_compiled(template.pk)
+    # What every message of this template shares, worked out once.
+    shared: dict[str, Any] = {
+        "lane": Lane.BULK,
+        "priority": LANE_PRIORITY[Lane.BULK],
+        "source": source,
+        "envelope_from": compiled.envelope_from,
+        "from_header": Address(template.from_name, template.from_address).formatted,
+        "subject": template.subject,
+        "sender_user": sender_user,
+        "bulk_template": template,
+        "not_before_at": not_before_at,
+        "expires_at": starts_at + retry_policy().give_up_after,
+        "next_attempt_at": starts_at,
+    }
     domain = template.from_address.rpartition("@")[2]
     with transaction.atomic():
         for start in range(0, len(recipients), INSERT_BATCH):
-            chunk = recipients[start : start + INSERT_BATCH]
-            messages: list[Message] = []
-            addresses: list[str] = []
-            for to, values in chunk:
-                normalized = normalize_address(to.addr_spec, label="Recipient", field="to")
-                addresses.append(normalized.addr_spec)
-                messages.append(
-                    Message(
-                        message_id=new_message_id(domain),
-                        lane=Lane.BULK,
-                        priority=LANE_PRIORITY[Lane.BULK],
-                        source=source,
-                        envelope_from=compiled.envelope_from,
-                        from_header=Address(template.from_name, template.from_address).formatted,
-                        subject=template.subject,
-                        sender_user=sender_user,
-                        bulk_template=template,
-                        bulk_data={
-                            "to": [to.display_name, normalized.addr_spec],
-                            "values": dict(values),
-                        },
-                        needs_smtputf8=compiled.needs_smtputf8 or normalized.needs_smtputf8,
-                        not_before_at=not_before_at,
-                        expires_at=expires_at,
-                        next_attempt_at=starts_at,
-                    )
-                )
-            Message.objects.bulk_create(messages)
-            Recipient.objects.bulk_create(
-                Recipient(message=message, address=address, kind=RecipientKind.TO)
-                for message, address in zip(messages, addresses, strict=True)
-            )
-            Event.objects.bulk_create(
-                Event(
-                    kind=EventKind.MESSAGE_QUEUED,
-                    created_at=now,
-                    message=message,
-                    recipient=address,
-                    data={
-                        "id": message.pk,
-                        "message_id": message.message_id,
-                        "lane": Lane.BULK,
-                        "source": source,
-                        "recipients": [address],
-                    },
-                )
-                for message, address in zip(messages, addresses, strict=True)
-            )
+            rows = [
+                _bulk_row(to, values, domain=domain, compiled=compiled, shared=shared)
+                for to, values in recipients[start : start + INSERT_BATCH]
+            ]
+            _bulk_insert(rows, now=now, source=source)
         transaction.on_commit(wake.notify_workers)
     return len(recipients)
+
+
+def _bulk_row(
+    to: Address,
+    values: Mapping[str, str],
+    *,
+    domain: str,
+    compiled: CompiledTemplate,
+    shared: Mapping[str, Any],
+) -> tuple[Message, str]:
+    """One recipient's message (not saved yet) and its envelope address."""
+    normalized = normalize_address(to.addr_spec, label="Recipient", field="to")
+    message = Message(
+        message_id=new_message_id(domain),
+        bulk_data={"to": [to.display_name, normalized.addr_spec], "values": dict(values)},
+        needs_smtputf8=compiled.needs_smtputf8 or normalized.needs_smtputf8,
+        **shared,
+    )
+    return message, normalized.addr_spec
+
+
+def _bulk_insert(rows: Sequence[tuple[Message, str]], *, now: dt.datetime, source: Source) -> None:
+    """Insert one batch: the messages, their recipients, their "queued" events."""
+    Message.objects.bulk_create(message for message, _ in rows)
+    Recipient.objects.bulk_create(
+        Recipient(message=message, address=address, kind=RecipientKind.TO)
+        for message, address in rows
+    )
+    Event.objects.bulk_create(
+        Event(
+            kind=EventKind.MESSAGE_QUEUED,
+            created_at=now,
+            message=message,
+            recipient=address,
+            data={
+                "id": message.pk,
+                "message_id": message.message_id,
+                "lane": Lane.BULK,
+                "source": source,
+                "recipients": [address],
+            },
+        )
+        for message, address in rows
+    )
 
 
 def message_bytes(message: Message) -> bytes:

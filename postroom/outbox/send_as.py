@@ -8,6 +8,9 @@ user"); the company's send-as policy decides what happens then:
 - auto: as the user, with the "via" version queued alongside; when the relay refuses the
   user's address the worker sends the "via" version instead and remembers the refusal, so
   later mail from that address goes "via" the company from the start.
+
+The policy applies to mail from a user's own address, whoever queues it: message_enqueue
+calls `send_as_apply` itself, so no caller can forget it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 
 from postroom.accounts.models import User
 from postroom.company.models import Company, SendAsPolicy
+from postroom.company.selectors import company_get
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import Address, parse_address
 from postroom.mail.message import OutgoingEmail
@@ -68,3 +72,22 @@ def sender_choice(*, email: OutgoingEmail, user: User, company: Company) -> Send
     if SenderRefusal.objects.filter(address__iexact=own.addr_spec).exists():
         return SenderChoice(via, SendAs.VIA_COMPANY)
     return SenderChoice(as_user, SendAs.AS_USER, fallback=via)
+
+
+def send_as_apply(*, email: OutgoingEmail, user: User | None) -> SenderChoice:
+    """The send-as policy where it applies: to mail whose From is the sending user's own
+    address. Anything else (the company's mail, an address an API key may send from, mail
+    without a user) goes as written."""
+    if user is None or not _is_own_address(user, email.from_.addr_spec):
+        return SenderChoice(email, send_as="")
+    return sender_choice(email=email, user=user, company=company_get())
+
+
+def _is_own_address(user: User, addr_spec: str) -> bool:
+    if not user.email:
+        return False
+    try:
+        own = parse_address(user.email, label="Sender", field="from").addr_spec
+    except ValidationError:
+        return False  # an address saved before a rule existed: it cannot be this From
+    return own.lower() == addr_spec.lower()

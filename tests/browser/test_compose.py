@@ -17,8 +17,8 @@ from pytest_django.fixtures import Settings
 from postroom.accounts.models import User
 from postroom.company.models import SendAsPolicy
 from postroom.company.selectors import company_get
+from postroom.compose.email_templates import email_template_create
 from postroom.contacts import services
-from postroom.contacts.email_templates import email_template_create
 from postroom.contacts.models import Contact
 from postroom.inbox.models import CapturedMessage
 from postroom.inbox.server import CaptureServer

@@ -13,8 +13,9 @@ import pytest
 from postroom.accounts.api_keys import api_key_create
 from postroom.accounts.models import ApiScope, User
 from postroom.company.models import Company
-from postroom.contacts.email_templates import email_template_create
-from postroom.contacts.models import Contact, EmailTemplate
+from postroom.compose.email_templates import email_template_create
+from postroom.compose.models import EmailTemplate
+from postroom.contacts.models import Contact
 from postroom.outbox.models import Message
 from tests.accounts.factories import admin_make
 from tests.api.conftest import ApiClient

@@ -1,5 +1,5 @@
-"""compose_send: one message per To recipient, merge fields, Cc/Bcc, attachments, the
-send-as policy, templates, and every way the input can be wrong."""
+"""message_compose from the Contact Email page: one message per To recipient, merge fields,
+Cc/Bcc, attachments, the send-as policy, templates, and every way the input can be wrong."""
 
 from __future__ import annotations
 
@@ -13,18 +13,15 @@ from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
 from postroom.company.models import Company, SendAsPolicy
-from postroom.contacts.compose import (
-    MAX_TO_RECIPIENTS,
-    addresses_split,
-    compose_preview,
-    compose_send,
-)
-from postroom.contacts.email_templates import email_template_create
+from postroom.compose.email_templates import email_template_create
+from postroom.compose.recipients import addresses_split
+from postroom.compose.services import MAX_TO_RECIPIENTS
 from postroom.contacts.models import Contact
 from postroom.core.errors import ValidationError
 from postroom.mail.message import Attachment
 from postroom.outbox.models import Message, RecipientKind, SendAs, Source
 from tests.accounts.factories import user_make
+from tests.compose.conftest import compose_preview, compose_send
 
 pytestmark = pytest.mark.django_db
 

@@ -8,14 +8,14 @@ import pytest
 from postroom.accounts.api_keys import api_key_create
 from postroom.accounts.models import ApiScope, User
 from postroom.company.models import Company
-from postroom.contacts.compose import compose_send
-from postroom.contacts.email_templates import email_template_create
+from postroom.compose.email_templates import email_template_create
 from postroom.contacts.models import Contact
 from postroom.core.errors import ValidationError
 from postroom.mail.message import Attachment
 from postroom.outbox.models import Message
 from tests.accounts.factories import admin_make
 from tests.api.conftest import ApiClient
+from tests.compose.conftest import compose_send
 
 pytestmark = pytest.mark.django_db
 

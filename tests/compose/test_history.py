@@ -7,19 +7,19 @@ import pytest
 from postroom.accounts.models import Role, User
 from postroom.audit.models import AuditEntry
 from postroom.company.models import Company
-from postroom.contacts.compose import compose_send
-from postroom.contacts.compose_selectors import (
-    compose_contact_search,
-    sent_message_list,
-    sent_page,
-)
-from postroom.contacts.email_templates import (
+from postroom.compose.email_templates import (
     email_template_create,
     email_template_delete,
     email_template_get_by_ref,
     email_template_update,
 )
-from postroom.contacts.models import Contact, EmailTemplate
+from postroom.compose.models import EmailTemplate
+from postroom.compose.selectors import (
+    compose_contact_search,
+    sent_message_list,
+    sent_page,
+)
+from postroom.contacts.models import Contact
 from postroom.contacts.selectors import contact_history
 from postroom.core.errors import PermissionDeniedError, ValidationError
 from postroom.mail.addresses import parse_address
@@ -27,7 +27,7 @@ from postroom.mail.message import OutgoingEmail
 from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, Recipient, RecipientStatus, Source
 from tests.accounts.factories import admin_make, user_make
-from tests.compose.conftest import contact_make
+from tests.compose.conftest import compose_send, contact_make
 
 pytestmark = pytest.mark.django_db
 

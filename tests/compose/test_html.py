@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from postroom.mail.html import (
+from postroom.compose.html import (
     html_document,
     html_is_blank,
     html_sanitize,

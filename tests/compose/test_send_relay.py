@@ -7,12 +7,11 @@ import pytest
 
 from postroom.accounts.models import Role, User
 from postroom.company.models import SendAsPolicy
-from postroom.contacts.compose import compose_send
 from postroom.contacts.models import Contact
 from postroom.contacts.selectors import contact_history
 from postroom.mail.message import Attachment
 from postroom.outbox.models import MessageStatus, SendAs
-from tests.compose.conftest import contact_make
+from tests.compose.conftest import compose_send, contact_make
 from tests.outbox.worker_harness import company_on_relay, running_worker, status_of, wait_until
 from tests.support.relay import PostfixRelay
 

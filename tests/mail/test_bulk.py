@@ -372,7 +372,7 @@ def test_a_missing_value_names_the_merge_field() -> None:
     ("fields", "problem"),
     [
         ({"subject_template": "Hi\r\nBcc: x"}, "header injection"),
-        ({"text_template": "{{ 1 + 1 }}"}, "not a merge field"),
+        ({"text_template": "{{ 1 + 1 }}"}, "not allowed in a template"),
         ({"headers": {"Bcc": "x@example.com"}}, "never appear in the headers"),
         ({"headers": {"X-A": "a\nb"}}, "line break"),
         ({"from_": Address("", "billing@localhost")}, "not valid"),

@@ -18,7 +18,6 @@ from postroom.outbox.models import (
     ServerPause,
     Source,
 )
-from postroom.outbox.send_as import sender_choice
 from tests.outbox.worker_harness import company_on_relay, running_worker, status_of, wait_until
 from tests.support.relay import PostfixRelay
 
@@ -39,14 +38,8 @@ def send_from(user: User, company: Company, to: str = "contact@example.net") -> 
         subject="Your quote",
         text="Here it is.",
     )
-    choice = sender_choice(email=email, user=user, company=company)
-    return message_enqueue(
-        email=choice.email,
-        fallback=choice.fallback,
-        send_as=choice.send_as,
-        source=Source.COMPOSE,
-        sender_user=user,
-    )
+    # message_enqueue applies the company's send-as policy by itself: the From is the user's.
+    return message_enqueue(email=email, source=Source.COMPOSE, sender_user=user)
 
 
 def test_as_user_sends_from_the_users_own_address(relay_mailbox: PostfixRelay, alice: User) -> None:

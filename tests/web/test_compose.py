@@ -15,9 +15,10 @@ from pytest_django.fixtures import Settings
 from postroom.accounts.models import Role, User
 from postroom.company.models import Company, SendAsPolicy
 from postroom.company.selectors import company_get
+from postroom.compose.email_templates import email_template_create
+from postroom.compose.models import EmailTemplate
 from postroom.contacts import services
-from postroom.contacts.email_templates import email_template_create
-from postroom.contacts.models import Contact, EmailTemplate
+from postroom.contacts.models import Contact
 from postroom.outbox.models import Message, Recipient, RecipientStatus, Source
 from tests.accounts.factories import admin_make, user_make
 
@@ -188,7 +189,14 @@ def test_sending_queues_one_message_per_to_and_confirms_with_links(
     assert f'href="/outbox/{first.pk}/"' in page and f'href="/outbox/{second.pk}/"' in page
     assert f'href="/contacts/{ann.pk}/"' in page and f'href="/contacts/{bob.pk}/"' in page
     # Submitting the same form again (a double click) queues nothing more.
-    assert staff.post("/compose/", form(to=f"{ann.email}, {bob.email}")).status_code == 302
+    again = form(to=f"{ann.email}, {bob.email}", cc="carol@partner.example")
+    assert staff.post("/compose/", again).status_code == 302
+    assert Message.objects.count() == 2
+    # The same form sent back changed (the browser's Back button keeps it) is not taken for
+    # the first one: the page says so, and queues nothing.
+    changed = staff.post("/compose/", form(to=f"{ann.email}, {bob.email}"))
+    assert changed.status_code == 200
+    assert "This form was sent before" in changed.content.decode()
     assert Message.objects.count() == 2
 
 

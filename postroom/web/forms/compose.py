@@ -1,7 +1,7 @@
 """Forms of Contact Email: compose, and the saved templates.
 
 They check shape and show errors next to fields; the rules are the services'
-(postroom.contacts.compose and email_templates), so the API applies the same ones.
+(postroom.compose.services and email_templates), so the API applies the same ones.
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.http import QueryDict
 
-from postroom.contacts.compose import addresses_split
-from postroom.contacts.email_templates import NAME_MAX_LENGTH, SUBJECT_MAX_LENGTH
-from postroom.contacts.models import EmailTemplate
+from postroom.accounts.models import User
+from postroom.compose.email_templates import NAME_MAX_LENGTH, SUBJECT_MAX_LENGTH
+from postroom.compose.html import html_is_blank, html_sanitize
+from postroom.compose.models import EmailTemplate
+from postroom.compose.recipients import addresses_split
+from postroom.compose.services import ComposeRequest
 from postroom.core.errors import PostroomError
 from postroom.mail.addresses import parse_address
-from postroom.mail.html import html_is_blank, html_sanitize
 from postroom.mail.message import Attachment
+from postroom.outbox.models import Source
 
-# A recipient field holds at most 100 addresses (postroom.contacts.compose) of at most a
+# A recipient field holds at most 100 addresses (postroom.compose.services) of at most a
 # header line each (998 characters, RFC 5322 §2.1.1).
 RECIPIENTS_MAX_LENGTH = 100 * 998
 # Which field of the form shows a service error about a field of the service.
@@ -180,6 +183,25 @@ class ComposeForm(_BodyFields):
 
     def clean_key(self) -> str | None:
         return self.cleaned_data.get("key") or None
+
+    def compose_request(
+        self, *, user: User, attachments: list[Attachment], idempotency_key: str | None = None
+    ) -> ComposeRequest:
+        """What the valid form asks the compose service for."""
+        text, html = self.body()
+        return ComposeRequest(
+            source=Source.COMPOSE,
+            user=user,
+            to=self.cleaned_data["to"],
+            cc=self.cleaned_data["cc"],
+            bcc=self.cleaned_data["bcc"],
+            subject=self.cleaned_data["subject"],
+            text=text,
+            html=html,
+            template=self.cleaned_data["template"],
+            attachments=attachments,
+            idempotency_key=idempotency_key,
+        )
 
 
 class EmailTemplateForm(_BodyFields):

@@ -3,7 +3,7 @@
 Every logged-in role may compose, preview and send, and use every template; everyone creates
 templates of their own, which their creator and the administrators edit. "Sent" lists the
 mail the user sent, whatever its source. Mail is queued in the outbox, from the user's
-address as the company's send-as policy applies it (postroom.contacts.compose).
+address as the company's send-as policy applies it (postroom.compose.services).
 """
 
 from __future__ import annotations
@@ -23,18 +23,22 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from postroom.accounts.models import User
-from postroom.company.selectors import company_get
-from postroom.contacts import compose_selectors, email_templates
-from postroom.contacts.compose import ComposePreview, compose_preview, compose_send
-from postroom.contacts.models import EmailTemplate
+from postroom.compose import email_templates
+from postroom.compose import selectors as compose_selectors
+from postroom.compose.html import html_sanitize, html_to_text, text_to_html
+from postroom.compose.models import EmailTemplate
+from postroom.compose.services import (
+    ComposePreview,
+    compose_form_key,
+    message_compose,
+    message_compose_preview,
+)
 from postroom.contacts.selectors import contact_list_by_ids
 from postroom.core.errors import NotFoundError, PermissionDeniedError, PostroomError
 from postroom.inbox.mime import message_read, message_source_text
 from postroom.mail.addresses import Address
-from postroom.mail.html import html_sanitize, html_to_text, text_to_html
-from postroom.mail.message import OutgoingEmail
+from postroom.outbox.enqueue import IdempotencyConflictError
 from postroom.outbox.models import SendAs
-from postroom.outbox.send_as import sender_choice, user_address
 from postroom.web.forms.compose import (
     MERGE_HELP,
     ComposeForm,
@@ -50,6 +54,12 @@ UPLOAD_SLACK_BYTES = 2 * 1024 * 1024
 # The preview shows the start of a long source (attachments are base64 in it); the outbox
 # keeps the whole message once it is queued.
 PREVIEW_SOURCE_CHARS = 200_000
+# The form's key came back with other recipients or another subject (the browser's Back
+# button keeps a sent form): its first messages are queued, and a new email needs a new form.
+_SENT_BEFORE = (
+    "This form was sent before, with other recipients or another subject; those messages "
+    "are under Sent. To write a new email, open Compose again."
+)
 
 
 def _user(request: HttpRequest) -> User:
@@ -101,9 +111,7 @@ def _too_big_message() -> str:
 def _sender_summary(user: User) -> dict[str, Any]:
     """What From will say, as the company's send-as policy applies it, before writing."""
     try:
-        choice = sender_choice(
-            email=OutgoingEmail(from_=user_address(user)), user=user, company=company_get()
-        )
+        choice = compose_selectors.compose_sender_get(user=user)
     except PostroomError as error:
         return {"problem": error.message}
     return {
@@ -185,20 +193,16 @@ def _compose(request: HttpRequest, cap: _AttachmentCap) -> HttpResponse:
         form.is_valid()
         form.add_error("attachments", _too_big_message())
     elif form.is_valid():
-        text, html = form.body()
         try:
-            queued = compose_send(
-                user=_user(request),
-                to=form.cleaned_data["to"],
-                cc=form.cleaned_data["cc"],
-                bcc=form.cleaned_data["bcc"],
-                subject=form.cleaned_data["subject"],
-                text=text,
-                html=html,
-                attachments=uploaded_attachments(request.FILES.getlist("attachments")),
-                template=form.cleaned_data["template"],
-                send_key=form.cleaned_data["key"],
+            queued = message_compose(
+                request=form.compose_request(
+                    user=_user(request),
+                    attachments=uploaded_attachments(request.FILES.getlist("attachments")),
+                    idempotency_key=compose_form_key(key=form.cleaned_data["key"]),
+                )
             )
+        except IdempotencyConflictError:
+            form.add_error(None, _SENT_BEFORE)
         except PostroomError as error:
             add_compose_error(form, error)
         else:
@@ -241,18 +245,12 @@ def _compose_preview_page(request: HttpRequest, cap: _AttachmentCap) -> HttpResp
     if cap.is_exceeded:
         errors.append(_too_big_message())
     elif form.is_valid():
-        text, html = form.body()
         try:
-            preview = compose_preview(
-                user=_user(request),
-                to=form.cleaned_data["to"],
-                cc=form.cleaned_data["cc"],
-                bcc=form.cleaned_data["bcc"],
-                subject=form.cleaned_data["subject"],
-                text=text,
-                html=html,
-                attachments=uploaded_attachments(request.FILES.getlist("attachments")),
-                template=form.cleaned_data["template"],
+            preview = message_compose_preview(
+                request=form.compose_request(
+                    user=_user(request),
+                    attachments=uploaded_attachments(request.FILES.getlist("attachments")),
+                ),
                 number=form.cleaned_data["preview"] or 1,
             )
         except PostroomError as error:
@@ -270,11 +268,9 @@ def _compose_preview_page(request: HttpRequest, cap: _AttachmentCap) -> HttpResp
             content=content,
             source=source[:PREVIEW_SOURCE_CHARS],
             is_source_clipped=len(source) > PREVIEW_SOURCE_CHARS,
-            fallback_from=(
-                preview.shown.choice.fallback.from_.formatted
-                if preview.shown.choice.fallback
-                else ""
-            ),
+            fallback_from=preview.choice.fallback.from_.formatted
+            if preview.choice.fallback
+            else "",
         )
     response = render(request, "web/compose/preview.html", context)
     # The sandboxed iframe inherits this policy: no script, no remote image in the preview.

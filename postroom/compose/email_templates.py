@@ -16,12 +16,13 @@ from django.db.models import QuerySet
 
 from postroom.accounts.models import User
 from postroom.audit.services import audit_record
-from postroom.contacts.compose import MERGE_FIELDS
-from postroom.contacts.models import EmailTemplate
+from postroom.compose.html import html_is_blank, html_sanitize
+from postroom.compose.merge_fields import MERGE_FIELDS
+from postroom.compose.models import EmailTemplate
+from postroom.compose.templating import letter_compile
 from postroom.core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from postroom.mail.header_text import check_header_text, reject_control_characters
-from postroom.mail.html import html_is_blank, html_sanitize
-from postroom.mail.templating import TemplateError, template_compile
+from postroom.mail.merge_rules import TemplateError
 
 # The model field's length.
 NAME_MAX_LENGTH = 200
@@ -114,7 +115,7 @@ def email_template_clean(*, subject: str, text: str, html: str) -> tuple[str, st
     try:
         # Other roots than contact, user and company are allowed: the API's `data` fills
         # them ({{ order.number }}); Contact Email says so if it meets one.
-        template_compile(subject=subject, text=text, html=html, roots=None, fields=MERGE_FIELDS)
+        letter_compile(subject=subject, text=text, html=html, roots=None, fields=MERGE_FIELDS)
     except TemplateError as error:
         # The form has one body field: an error in either body is shown there.
         raise TemplateError(

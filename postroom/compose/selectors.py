@@ -1,4 +1,5 @@
-"""Read side of Contact Email: recipient suggestions, "Sent", and what a compose queued."""
+"""Read side of Contact Email: recipient suggestions, "Sent", what a compose queued, and
+what From will say."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from postroom.accounts.models import User
 from postroom.contacts.fields import contact_email_key
 from postroom.contacts.models import Contact
 from postroom.contacts.selectors import ContactFilters, contact_list
+from postroom.mail.message import OutgoingEmail
 from postroom.outbox.models import Message, Recipient
 from postroom.outbox.selectors import LISTED_RECIPIENTS, MESSAGES_PER_PAGE
+from postroom.outbox.send_as import SenderChoice, send_as_apply, user_address
+from postroom.queue.keyset import keyset_page
 
 # A suggestion list longer than this is not read; typing one more letter narrows it.
 SUGGESTIONS = 8
@@ -47,7 +51,7 @@ def _with_more(messages: list[Message]) -> list[Message]:
 
 @dataclass(frozen=True)
 class SentPage:
-    """One page of the user's sent mail, newest first; keyset links as on the Outbox page."""
+    """One page of the user's sent mail, newest first, with keyset links (postroom.queue)."""
 
     messages: Sequence[Message]
     newer_than: int | None
@@ -66,22 +70,10 @@ def sent_page(
     Administrators too see only their own here: the Outbox shows everyone's.
     """
     messages = Message.objects.filter(sender_user=user)
-    if after is not None:
-        rows = list(_listing(messages.filter(id__gt=after)).order_by("id")[: per_page + 1])
-        has_newer = len(rows) > per_page
-        rows = rows[:per_page][::-1]
-        has_older = messages.filter(id__lt=rows[-1].id).exists() if rows else False
-    else:
-        if before is not None:
-            messages = messages.filter(id__lt=before)
-        rows = list(_listing(messages).order_by("-id")[: per_page + 1])
-        has_older = len(rows) > per_page
-        rows = rows[:per_page]
-        has_newer = before is not None and bool(rows)
+    # Newest first: the older page (ids below `before`) follows, the newer one precedes.
+    page = keyset_page(messages, size=per_page, following=before, preceding=after, prepare=_listing)
     return SentPage(
-        messages=_with_more(rows),
-        newer_than=rows[0].id if has_newer and rows else None,
-        older_than=rows[-1].id if has_older and rows else None,
+        messages=_with_more(page.rows), newer_than=page.preceding, older_than=page.following
     )
 
 
@@ -95,3 +87,9 @@ def contacts_by_address(*, addresses: Iterable[str]) -> dict[str, Contact]:
     """The contacts these addresses belong to, keyed by the lower-case address."""
     keys = {contact_email_key(address) for address in addresses}
     return {contact.email_key: contact for contact in Contact.objects.filter(email_key__in=keys)}
+
+
+def compose_sender_get(*, user: User) -> SenderChoice:
+    """What From will say for `user`, as the company's send-as policy applies it: shown on
+    the compose page before anything is written. Raises ValidationError without an address."""
+    return send_as_apply(email=OutgoingEmail(from_=user_address(user)), user=user)

@@ -1,0 +1,110 @@
+"""Who a compose writes to: recipient fields cut into addresses, and each address's contact.
+
+An address typed by hand that belongs to a contact is that contact: its merge fields
+resolve, and the message shows in the contact's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from postroom.contacts.fields import contact_email_key
+from postroom.contacts.models import Contact
+from postroom.core.errors import ValidationError
+from postroom.mail.addresses import Address, parse_address
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """One recipient: its address, and the contact it belongs to, if any."""
+
+    address: Address
+    contact: Contact | None
+
+
+RecipientInput = Contact | Address | str
+
+
+def addresses_split(text: str) -> list[str]:
+    """Cut a recipient field into addresses at commas, semicolons and line ends, except
+    inside quotes or angle brackets ("Smith, Ann" <ann@example.com> is one address)."""
+    pieces: list[str] = []
+    current: list[str] = []
+    is_quoted = is_angle = is_escaped = False
+    for char in text:
+        if is_escaped:
+            is_escaped = False
+        elif char == "\\" and is_quoted:
+            is_escaped = True
+        elif char == '"':
+            is_quoted = not is_quoted
+        elif char == "<" and not is_quoted:
+            is_angle = True
+        elif char == ">" and not is_quoted:
+            is_angle = False
+        elif char in ",;\r\n" and not is_quoted and not is_angle:
+            pieces.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    pieces.append("".join(current))
+    return [piece.strip() for piece in pieces if piece.strip()]
+
+
+def _contact_address(contact: Contact) -> Address:
+    return Address(contact.name, contact.email)
+
+
+def _parsed(values: Sequence[RecipientInput], *, kind: str, field: str) -> list[Addressee]:
+    parsed: list[Addressee] = []
+    for index, value in enumerate(values, start=1):
+        if isinstance(value, Contact):
+            parsed.append(Addressee(_contact_address(value), value))
+        elif isinstance(value, Address):
+            parsed.append(Addressee(value, None))
+        else:
+            label = f"Recipient {index} ({kind})"
+            parsed.append(Addressee(parse_address(value, label=label, field=field), None))
+    return parsed
+
+
+def address_list(values: Sequence[RecipientInput], *, kind: str, field: str) -> list[Address]:
+    """Parse one recipient field into addresses, as given: no contact lookup, no merging."""
+    return [item.address for item in _parsed(values, kind=kind, field=field)]
+
+
+def addressee_list(
+    values: Sequence[RecipientInput], *, kind: str, field: str, limit: int | None
+) -> list[Addressee]:
+    """Parse one recipient field (contacts, Address objects, or text) into addressees.
+
+    Text is parsed strictly (postroom.mail.addresses); an address that belongs to a contact
+    becomes that contact, under the contact's name when it was given without one. The same
+    address twice is kept once. More than `limit` is refused: a mailing is a campaign.
+    """
+    parsed = _parsed(values, kind=kind, field=field)
+    if limit is not None and len(parsed) > limit:
+        raise ValidationError(
+            f"{kind}: {len(parsed)} recipients; Contact Email takes at most {limit}. To write "
+            "to more people, send a campaign.",
+            field=field,
+        )
+    keys = [contact_email_key(item.address.addr_spec) for item in parsed if not item.contact]
+    contacts = {
+        contact.email_key: contact
+        for contact in Contact.objects.filter(email_key__in=keys).select_related("organization")
+    }
+    addressees: list[Addressee] = []
+    seen: set[str] = set()
+    for item in parsed:
+        key = contact_email_key(item.address.addr_spec)
+        if key in seen:
+            continue
+        seen.add(key)
+        contact = item.contact or contacts.get(key)
+        address = item.address
+        if contact is not None and not address.display_name and contact.name:
+            address = _contact_address(contact)
+        addressees.append(Addressee(address, contact))
+    return addressees

@@ -1,0 +1,455 @@
+"""Compose: write an email and queue it. The Contact Email page and the API's send both call
+`message_compose` (and the page `message_compose_preview`), with a `ComposeRequest`.
+
+Contact Email is how a person writes to contacts: as the seed says, mail to contacts comes
+from the user's own address so that replies reach the user (the company's send-as policy,
+applied by message_enqueue, decides what From says when the relay refuses that address).
+**Each To recipient gets their own message**: merge fields (`{{ contact.first_name }}`)
+resolve for that person, and nobody sees who else was written to; Cc and Bcc recipients are
+copied onto each. The body is plain text, or rich text (HTML from the editor, sanitized; the
+text part is then generated from it), and may come from a saved template.
+
+The API is a system naming what it sends: one message to all its recipients, its subject and
+body as given, or a saved template filled from its `data` exactly as Contact Email fills it.
+`ComposeRules` holds every difference between the two, in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from postroom.accounts.models import User
+from postroom.company.selectors import company_get
+from postroom.compose.email_templates import email_template_get_by_ref
+from postroom.compose.html import html_document, html_is_blank, html_sanitize, html_to_text
+from postroom.compose.merge_fields import merge_context, merge_schema
+from postroom.compose.models import EmailTemplate
+from postroom.compose.recipients import (
+    Addressee,
+    RecipientInput,
+    address_list,
+    addressee_list,
+)
+from postroom.compose.templating import CompiledLetter, letter_compile
+from postroom.core.errors import ValidationError
+from postroom.mail.addresses import Address
+from postroom.mail.header_text import check_header_text
+from postroom.mail.message import Attachment, OutgoingEmail, build_message, new_message_id
+from postroom.outbox.enqueue import message_enqueue
+from postroom.outbox.models import Lane, Message, Source
+from postroom.outbox.send_as import SenderChoice, send_as_apply, user_address
+
+# A person writes to a few people at a time. More To recipients than this (one message
+# each) is a mailing, which belongs in a campaign, with its unsubscribe link and throttling.
+MAX_TO_RECIPIENTS = 100
+# Cc and Bcc are copied onto every message: the same bound for each field.
+MAX_COPY_RECIPIENTS = 100
+# Each To recipient's message stores its own copy of the attachments. One compose writes at
+# most this many full-size messages' worth into the outbox (250 MB with the default 25 MB
+# limit); sending a big file to many people is what a link is for.
+MAX_ATTACHMENT_COPIES_IN_MESSAGES = 10
+# What makes a form's "send" key: a UUID's hex digits (the compose page makes one per form).
+_SEND_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class ComposeRules:
+    """How one channel's request is read."""
+
+    is_message_per_to: bool  # each To recipient gets their own message, named as their contact
+    is_written_merged: bool  # the subject and body as written are merge templates
+    is_template_exclusive: bool  # a template with a written subject or body is refused
+    is_content_required: bool  # a subject, and a body or a file, must be there
+    max_to: int | None  # recipients in To, and in Cc and in Bcc each (None: the caller's)
+    max_copies: int | None
+    template_field_prefix: str  # how errors in a saved template's parts name them
+    values_field: str  # the field blamed when a merged value puts a line break in the subject
+
+
+CONTACT_EMAIL = ComposeRules(
+    is_message_per_to=True,
+    is_written_merged=True,
+    is_template_exclusive=False,
+    is_content_required=True,
+    max_to=MAX_TO_RECIPIENTS,
+    max_copies=MAX_COPY_RECIPIENTS,
+    template_field_prefix="",
+    values_field="subject",
+)
+API_MESSAGE = ComposeRules(
+    is_message_per_to=False,
+    is_written_merged=False,
+    is_template_exclusive=True,
+    is_content_required=False,
+    max_to=None,  # the API's schema caps each field (postroom.api.schemas)
+    max_copies=None,
+    template_field_prefix="template.",
+    values_field="data",
+)
+RULES = {Source.COMPOSE: CONTACT_EMAIL, Source.API: API_MESSAGE}
+
+
+@dataclass(frozen=True)
+class ComposeRequest:
+    """One email as written, and how to queue it: the input of `message_compose`.
+
+    `source` is the channel (Source.COMPOSE for the Contact Email page, Source.API) and picks
+    its `ComposeRules`. `user` is who writes; `from_` None means the user's own address.
+    `idempotency_key` is the key as stored; with one message per To recipient, each message
+    gets it with ":<n>" appended.
+    """
+
+    source: Source
+    user: User | None
+    from_: Address | None = None
+    to: Sequence[RecipientInput] = ()
+    cc: Sequence[RecipientInput] = ()
+    bcc: Sequence[RecipientInput] = ()
+    reply_to: Sequence[Address] = ()
+    subject: str = ""
+    text: str | None = None
+    html: str | None = None
+    template: EmailTemplate | str | None = None  # a saved template, or its id or name
+    data: Mapping[str, Any] | None = None  # more merge values, for a template (the API's)
+    attachments: Sequence[Attachment] = ()
+    headers: Mapping[str, str] | None = None
+    lane: Lane = Lane.TRANSACTIONAL
+    not_before_at: dt.datetime | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ComposedMessage:
+    """One message of a compose, as written: From is the writer's address."""
+
+    addressee: Addressee | None  # its To recipient, when it has exactly one
+    email: OutgoingEmail
+
+
+def compose_form_key(*, key: str | None) -> str | None:
+    """The idempotency key of a compose form's own key (32 hex digits, one per form): a
+    second submit of the same form returns the messages the first one queued."""
+    if key is None:
+        return None
+    if _SEND_KEY.fullmatch(key) is None:
+        raise ValidationError("The form's send key is not valid; reload the page.", field="key")
+    return f"compose:{key}"
+
+
+def message_compose(*, request: ComposeRequest) -> list[Message]:
+    """Check everything, then queue the messages of `request`, all or none, and return them.
+
+    Raises ValidationError (with `field`) for the first problem: no address of the user, a
+    bad address, a template error, a missing subject, attachments over the size limit.
+    A message queued before with the same idempotency key comes back with `is_replay`.
+    """
+    composed = _prepare(request)
+    key = request.idempotency_key
+    is_numbered = RULES[request.source].is_message_per_to
+    with transaction.atomic():
+        return [
+            message_enqueue(
+                email=item.email,
+                source=request.source,
+                lane=request.lane,
+                sender_user=request.user,
+                idempotency_key=f"{key}:{index}" if key and is_numbered else key,
+                not_before_at=request.not_before_at,
+            )
+            for index, item in enumerate(composed)
+        ]
+
+
+@dataclass(frozen=True)
+class ComposePreview:
+    """The exact message one To recipient would get, and the subject each of them gets."""
+
+    composed: list[ComposedMessage]
+    index: int  # 0-based, into `composed`
+    choice: SenderChoice  # the shown message as the send-as policy sends it
+    raw: bytes
+    fallback_raw: bytes | None  # the "via the company" version (send-as policy auto)
+
+    @property
+    def shown(self) -> ComposedMessage:
+        return ComposedMessage(self.composed[self.index].addressee, self.choice.email)
+
+
+def message_compose_preview(*, request: ComposeRequest, number: int = 1) -> ComposePreview:
+    """Build, without queueing, the message of To recipient `number` (1-based)."""
+    composed = _prepare(request)
+    if not 1 <= number <= len(composed):
+        raise ValidationError(
+            f"There {'is' if len(composed) == 1 else 'are'} {len(composed)} To "
+            f"recipient{'s' if len(composed) != 1 else ''}; preview number 1 to {len(composed)}.",
+            field="preview",
+        )
+    choice = send_as_apply(email=composed[number - 1].email, user=request.user)
+    now = timezone.now()
+    message_id = new_message_id(choice.email.from_.addr_spec.rpartition("@")[2])
+
+    def built(email: OutgoingEmail) -> bytes:
+        return build_message(
+            email,
+            message_id=message_id,
+            date=now,
+            max_attachment_bytes=settings.POSTROOM_MAX_MESSAGE_BYTES,
+        ).raw
+
+    return ComposePreview(
+        composed=composed,
+        index=number - 1,
+        choice=choice,
+        raw=built(choice.email),
+        fallback_raw=built(choice.fallback) if choice.fallback is not None else None,
+    )
+
+
+# --- preparing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Content:
+    """The subject and body to send, and whether they are merge templates."""
+
+    subject: str
+    text: str | None
+    html: str | None
+    is_merged: bool
+    is_from_template: bool
+
+
+@dataclass(frozen=True)
+class _Recipients:
+    """Who gets which message: one group per message, and the copies every message gets."""
+
+    groups: list[tuple[Addressee | None, list[Address]]]  # (the sole To, the To header)
+    cc: list[Address]
+    bcc: list[Address]
+
+
+def _prepare(request: ComposeRequest) -> list[ComposedMessage]:
+    """Check the request and build its messages (one per To recipient, or one)."""
+    rules = RULES[request.source]
+    if request.from_ is not None:
+        from_ = request.from_
+    elif request.user is not None:
+        # A clear error first: mail to contacts comes from the user's address.
+        from_ = user_address(request.user)
+    else:
+        raise ValidationError("Say who the email is from.", field="from")
+    content = _content(request, rules)
+    _check_attachments(request.attachments)
+    recipients = _recipients(request, rules, is_merged=content.is_merged)
+    if rules.is_message_per_to:
+        _check_attachment_copies(request.attachments, len(recipients.groups))
+    if rules.is_content_required:
+        _check_written(content, request.attachments)
+    bodies = _bodies(request, rules, content, recipients, from_=from_)
+    return [
+        ComposedMessage(
+            addressee,
+            OutgoingEmail(
+                from_=from_,
+                to=to,
+                cc=recipients.cc,
+                bcc=recipients.bcc,
+                reply_to=list(request.reply_to),
+                subject=body.subject,
+                text=body.text,
+                html=body.html,
+                attachments=list(request.attachments),
+                headers=dict(request.headers or {}),
+            ),
+        )
+        for (addressee, to), body in zip(recipients.groups, bodies, strict=True)
+    ]
+
+
+def _content(request: ComposeRequest, rules: ComposeRules) -> _Content:
+    """The subject and body to render: as written, or the saved template's."""
+    template = request.template
+    if rules.is_template_exclusive:
+        is_written = bool(request.subject) or request.text is not None or request.html is not None
+        if template is not None and is_written:
+            raise ValidationError(
+                "Give either a template (with data) or subject, text and html, not both: the "
+                "template has its own subject and body.",
+                field="template",
+            )
+        if request.data and template is None:
+            raise ValidationError(
+                "data fills the merge fields of a template: give `template` too, or leave "
+                "data out.",
+                field="data",
+            )
+        if template is not None:
+            template = _template(template)
+            return _Content(template.subject, template.text, template.html, True, True)
+        return _Content(request.subject, request.text, request.html, False, False)
+    if isinstance(template, str):
+        template = _template(template)
+    subject, text, html = request.subject, request.text or "", request.html or ""
+    is_from_template = (
+        template is not None and not subject.strip() and not text.strip() and not html.strip()
+    )
+    if is_from_template:
+        assert template is not None
+        subject, text, html = template.subject, template.text, template.html
+    if html and html_is_blank(html):
+        html = ""
+    return _Content(
+        subject,
+        text,
+        html_sanitize(html) if html else "",
+        rules.is_written_merged,
+        is_from_template,
+    )
+
+
+def _template(template: EmailTemplate | str) -> EmailTemplate:
+    if isinstance(template, EmailTemplate):
+        return template
+    return email_template_get_by_ref(ref=template, field="template")
+
+
+def _recipients(request: ComposeRequest, rules: ComposeRules, *, is_merged: bool) -> _Recipients:
+    if rules.is_message_per_to:
+        to = addressee_list(request.to, kind="To", field="to", limit=rules.max_to)
+        cc = addressee_list(request.cc, kind="Cc", field="cc", limit=rules.max_copies)
+        bcc = addressee_list(request.bcc, kind="Bcc", field="bcc", limit=rules.max_copies)
+        if not to:
+            raise ValidationError(
+                "Add at least one To recipient: each To recipient gets their own message, and "
+                "Cc and Bcc are copied onto each.",
+                field="to",
+            )
+        return _Recipients(
+            groups=[(addressee, [addressee.address]) for addressee in to],
+            cc=[item.address for item in cc],
+            bcc=[item.address for item in bcc],
+        )
+    # One message to every address as given; its one To recipient, if it has exactly one,
+    # is `contact` in merge fields.
+    to_addresses = address_list(request.to, kind="To", field="to")
+    sole = None
+    if is_merged and len(to_addresses) == 1:
+        sole = addressee_list(to_addresses, kind="To", field="to", limit=1)[0]
+    return _Recipients(
+        groups=[(sole, to_addresses)],
+        cc=address_list(request.cc, kind="Cc", field="cc"),
+        bcc=address_list(request.bcc, kind="Bcc", field="bcc"),
+    )
+
+
+def _check_written(content: _Content, attachments: Sequence[Attachment]) -> None:
+    if not content.subject.strip():
+        raise ValidationError("Write a subject.", field="subject")
+    check_header_text(content.subject, label="Subject", what="the subject", field="subject")
+    if not (content.text or "").strip() and not content.html and not attachments:
+        raise ValidationError("Write a message, or attach a file.", field="body")
+
+
+@dataclass(frozen=True)
+class RenderedBody:
+    subject: str
+    text: str | None  # None: no such part
+    html: str | None  # the HTML part's whole document
+
+
+def _bodies(
+    request: ComposeRequest,
+    rules: ComposeRules,
+    content: _Content,
+    recipients: _Recipients,
+    *,
+    from_: Address,
+) -> list[RenderedBody]:
+    """Each message's subject and body: merged for its To recipient, or as written."""
+    if not content.is_merged:
+        body = RenderedBody(content.subject, content.text, content.html)
+        return [body] * len(recipients.groups)
+    data = request.data or {}
+    schema = merge_schema(data)
+    compiled = letter_compile(
+        subject=content.subject,
+        text=content.text,
+        html=content.html,
+        roots=schema.keys(),
+        fields=schema,
+        field_prefix=rules.template_field_prefix if content.is_from_template else "",
+    )
+    if request.from_ is not None:
+        sender = {"name": request.from_.display_name, "email": request.from_.addr_spec}
+    else:
+        assert request.user is not None
+        sender = {"name": request.user.name, "email": request.user.email}
+    company_name = company_get().name
+    bodies = []
+    for addressee, to in recipients.groups:
+        context = merge_context(
+            addressee=addressee, sender=sender, company_name=company_name, data=data
+        )
+        body = body_render(compiled, context, subject_field=rules.values_field)
+        if rules.is_content_required and not body.subject:
+            raise ValidationError(
+                f"The subject is empty for {to[0].addr_spec} once its merge fields are filled "
+                "in; write some text around them.",
+                field="subject",
+            )
+        bodies.append(body)
+    return bodies
+
+
+def body_render(
+    compiled: CompiledLetter, context: Mapping[str, Any], *, subject_field: str = "subject"
+) -> RenderedBody:
+    """Render subject and body for one recipient. The HTML is sanitized after rendering too
+    (a value could hold a link), and without a text body the text part is generated.
+
+    A subject a value put a line break in is refused (header injection), as `subject_field`:
+    the field whose values are at fault.
+    """
+    rendered = compiled.render(context, max_chars=settings.POSTROOM_MAX_MESSAGE_BYTES)
+    subject = rendered.subject.strip()
+    check_header_text(subject, label="Subject", what="the subject", field=subject_field)
+    html = (
+        html_sanitize(rendered.html) if rendered.html and not html_is_blank(rendered.html) else ""
+    )
+    text = rendered.text if rendered.text.strip() else (html_to_text(html) if html else "")
+    return RenderedBody(
+        subject=subject, text=text or None, html=html_document(html) if html else None
+    )
+
+
+def _check_attachments(attachments: Sequence[Attachment]) -> None:
+    limit = settings.POSTROOM_MAX_MESSAGE_BYTES
+    total = sum(len(attachment.data) for attachment in attachments)
+    if total > limit:
+        raise ValidationError(
+            f"The attachments total {total / 1024 / 1024:.1f} MB; the limit is "
+            f"{limit / 1024 / 1024:.1f} MB ({limit:,} bytes, POSTROOM_MAX_MESSAGE_BYTES). Attach "
+            "fewer or smaller files, or share large files by link.",
+            field="attachments",
+        )
+
+
+def _check_attachment_copies(attachments: Sequence[Attachment], messages: int) -> None:
+    limit = settings.POSTROOM_MAX_MESSAGE_BYTES * MAX_ATTACHMENT_COPIES_IN_MESSAGES
+    total = sum(len(attachment.data) for attachment in attachments) * messages
+    if messages > 1 and total > limit:
+        raise ValidationError(
+            f"Each of the {messages} To recipients gets their own copy of the attachments: "
+            f"{total / 1024 / 1024:.0f} MB in all, more than the "
+            f"{limit / 1024 / 1024:.0f} MB one email may queue. Share the files by link, or "
+            "send to fewer people at a time.",
+            field="attachments",
+        )
