@@ -38,7 +38,6 @@ INSTALLED_APPS = [
     "ninja",
     "postroom.core",
     "postroom.audit",
-    "postroom.queue",
     "postroom.accounts",
     "postroom.company",
     "postroom.outbox",
