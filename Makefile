@@ -24,6 +24,13 @@ test-postgres: $(VENV)/.installed-dev
 	POSTROOM_DATABASE_URL=$(POSTROOM_TEST_POSTGRES_URL) $(BIN)/pytest tests/outbox tests/webhooks \
 	  tests/api/test_idempotency_race.py
 
+# The whole suite again on CPython 3.12 and 3.13 (SQLite), each in its .venv-3.X; CI runs it
+# after `make test`. TESTS narrows it: make test-pythons TESTS=tests/mail. See scripts/test-pythons.
+.PHONY: test-pythons
+test-pythons:
+	bash scripts/test-prereqs
+	bash scripts/test-pythons $(TESTS)
+
 bench: $(VENV)/.installed-dev
 	bash scripts/test-prereqs
 	$(BIN)/python -m bench.outbox
