@@ -6,9 +6,13 @@ This is where the stored password is decrypted: at the last moment, into a
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from django.contrib.auth import get_user_model
 
 from postroom.company.models import Company
+from postroom.company.services import SmtpSettingsInput, smtp_settings_clean
 from postroom.core.errors import ConfigurationError
 from postroom.core.secrets import secret_decrypt
 from postroom.mail.config import SmtpServerConfig, Timeouts, resolve_tls_policy
@@ -25,38 +29,56 @@ def company_smtp_config(company: Company) -> SmtpServerConfig:
             "No SMTP server is set. Enter the SMTP Server Address and Communication Port on "
             "Company → SMTP Server Information first."
         )
-    password = (
-        secret_decrypt(company.smtp_password_encrypted) if company.smtp_password_encrypted else ""
-    )
+    return _smtp_config(company, password=_stored_password(company))
+
+
+def smtp_config_from_input(values: SmtpSettingsInput, *, company: Company) -> SmtpServerConfig:
+    """The client settings from typed values ("Test these settings"): checked as Save checks
+    them, stored nowhere. A blank password means the stored one, as on Save."""
+    clean = smtp_settings_clean(values)
+    if values.smtp_password_clear:
+        password = ""
+    else:
+        password = values.smtp_password or _stored_password(company)
+    return _smtp_config(SimpleNamespace(**clean), password=password)
+
+
+def _stored_password(company: Company) -> str:
+    encrypted = company.smtp_password_encrypted
+    return secret_decrypt(encrypted) if encrypted else ""
+
+
+def _smtp_config(fields: Any, *, password: str) -> SmtpServerConfig:
+    """`fields` has the Company's smtp_* attributes (a Company, or checked typed values)."""
     return SmtpServerConfig(
-        host=company.smtp_host,
-        port=company.smtp_port,
+        host=fields.smtp_host,
+        port=fields.smtp_port,
         tls=resolve_tls_policy(
-            port=company.smtp_port,
-            secure_required=company.smtp_secure_required,
-            tls_mode=company.smtp_tls_mode,
+            port=fields.smtp_port,
+            secure_required=fields.smtp_secure_required,
+            tls_mode=fields.smtp_tls_mode,
         ),
-        login=company.smtp_login,
+        login=fields.smtp_login,
         password=password,
-        auth_method=company.smtp_auth_method,
-        ca_pem=company.smtp_ca_certificate,
-        helo_name=company.smtp_helo_name,
-        allow_plaintext_auth=company.smtp_allow_plaintext_auth,
+        auth_method=fields.smtp_auth_method,
+        ca_pem=fields.smtp_ca_certificate,
+        helo_name=fields.smtp_helo_name,
+        allow_plaintext_auth=fields.smtp_allow_plaintext_auth,
         timeouts=Timeouts(
-            connect=company.smtp_timeout_connect,
-            command=company.smtp_timeout_command,
-            data=company.smtp_timeout_data,
+            connect=fields.smtp_timeout_connect,
+            command=fields.smtp_timeout_command,
+            data=fields.smtp_timeout_data,
         ),
     )
 
 
-def company_sender_addresses(company: Company) -> list[str]:
-    """The addresses mail leaves from: the company address first, then each active user's.
+def company_sender_addresses(company_address: str) -> list[str]:
+    """The addresses mail leaves from: `company_address` first, then each active user's.
 
     Distinct, ignoring case (Alice@x and alice@x are one mailbox in practice).
     """
     # Users through the auth user model: the company app sits below the one that defines it.
-    candidates = [company.sender_email] + list(
+    candidates = [company_address] + list(
         get_user_model()
         .objects.filter(is_active=True)
         .exclude(email="")

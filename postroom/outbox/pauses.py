@@ -40,5 +40,18 @@ def sender_refusal_record(*, address: str, server: str, code: int | None, text: 
     )
 
 
+def server_pauses_lift() -> list[ServerPause]:
+    """Resume every paused server, after the settings that caused the pauses changed; the
+    next attempt shows whether the change fixed them (a failure pauses the server again)."""
+    pauses = list(ServerPause.objects.all())
+    for pause in pauses:
+        server_resume(server=pause.server)
+    return pauses
+
+
+def server_pause_get(*, server: str) -> ServerPause | None:
+    return ServerPause.objects.filter(server=server).first()
+
+
 def server_is_paused(*, server: str) -> bool:
     return ServerPause.objects.filter(server=server).exists()

@@ -107,7 +107,7 @@ def test_sender_addresses_are_the_company_then_each_active_user_once() -> None:
     User.objects.create(username="old", email="old@example.com", is_active=False)
     User.objects.create(username="nomail", email="")
     User.objects.create(username="info", email="info@example.com")
-    assert company_sender_addresses(company) == [
+    assert company_sender_addresses(company.sender_email) == [
         "Info@example.com",
         "amy@example.com",
         "zed@example.com",

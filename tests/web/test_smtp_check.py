@@ -192,3 +192,95 @@ def test_csrf_is_enforced(server: ScriptedSmtpServer) -> None:
     client.force_login(User.objects.create(username="root", role=Role.ADMINISTRATOR))
     assert client.post(CHECK_URL, **HTMX).status_code == 403
     assert server.sessions == 0
+
+
+# "Test these settings" on the edit form: the typed values, nothing saved (issue 8 §3).
+
+CHECK_TYPED_URL = "/company/smtp/check-typed/"
+
+
+def typed_form(company: Company, **changes: Any) -> dict[str, Any]:
+    """The edit form as it comes with the stored values, then `changes` typed over it."""
+    from postroom.web.forms.company import company_smtp_initial
+
+    # An unticked checkbox is not sent at all.
+    values = {k: v for k, v in company_smtp_initial(company).items() if v not in (None, False)}
+    values.update(changes)
+    return values
+
+
+def test_typed_settings_are_checked_and_nothing_is_saved(
+    admin_client: Client, scripted_smtpd: Any, cert: IssuedCert, test_ca: CertAuthority
+) -> None:
+    from postroom.audit.models import AuditEntry
+
+    stored = scripted_smtpd(cert=cert, users={LOGIN: "an-old-password"})
+    company = company_configure(
+        stored, test_ca, smtp_password_encrypted=secret_encrypt("an-old-password")
+    )
+    other = scripted_smtpd(cert=cert, users={LOGIN: PASSWORD})
+    before = (company_get().smtp_port, company_get().smtp_password_encrypted)
+
+    form = typed_form(company, smtp_port=other.port, smtp_password=PASSWORD)
+    html = admin_client.post(CHECK_TYPED_URL, form, **HTMX).content.decode()
+    assert "Connection works" in html and "nothing was saved" in html
+    assert f"port {other.port}" in html
+    assert (company_get().smtp_port, company_get().smtp_password_encrypted) == before
+    assert not AuditEntry.objects.exists()
+
+    # A blank password means the stored one, as on Save: wrong for the other server.
+    html = admin_client.post(CHECK_TYPED_URL, typed_form(company, smtp_port=other.port), **HTMX)
+    assert 'data-step="auth" data-code="wrong_password"' in html.content.decode()
+
+
+def test_typed_settings_that_save_would_refuse_are_explained_not_checked(
+    admin_client: Client, server: ScriptedSmtpServer
+) -> None:
+    form = typed_form(company_get(), smtp_port="seventy", smtp_host="smtp://bad host")
+    html = admin_client.post(CHECK_TYPED_URL, form, **HTMX).content.decode()
+    assert "Correct these values first" in html
+    assert "SMTP Communication Port" in html
+    assert server.commands == []
+
+
+# A passing check resumes sending that a failure had paused (issue 8 §1).
+
+
+def test_a_passing_check_resumes_a_paused_server_and_says_so(
+    admin_client: Client, server: ScriptedSmtpServer
+) -> None:
+    from postroom.outbox.models import ServerPause
+    from postroom.outbox.pauses import server_pause
+
+    server_pause(server=f"127.0.0.1:{server.port}", code=535, reason="the password was refused")
+    html = admin_client.post(CHECK_URL, **HTMX).content.decode()
+    assert "Connection works" in html
+    assert "had been paused (the password was refused)" in html and "resumed" in html
+    assert not ServerPause.objects.exists()
+
+
+def test_a_failing_check_leaves_the_pause(
+    admin_client: Client, scripted_smtpd: Any, cert: IssuedCert, test_ca: CertAuthority
+) -> None:
+    from postroom.outbox.models import ServerPause
+    from postroom.outbox.pauses import server_pause
+
+    server = scripted_smtpd(cert=cert, users={LOGIN: "not-the-stored-one"})
+    company_configure(server, test_ca)
+    server_pause(server=f"127.0.0.1:{server.port}", code=535, reason="the password was refused")
+    html = admin_client.post(CHECK_URL, **HTMX).content.decode()
+    assert "Problem found" in html and "resumed" not in html
+    assert ServerPause.objects.count() == 1
+
+
+def test_saving_changed_connection_settings_resumes_sending(
+    admin_client: Client, server: ScriptedSmtpServer
+) -> None:
+    from postroom.outbox.models import ServerPause
+    from postroom.outbox.pauses import server_pause
+
+    server_pause(server=f"127.0.0.1:{server.port}", code=535, reason="the password was refused")
+    form = typed_form(company_get(), smtp_password="a-new-password-1")
+    response = admin_client.post("/company/smtp/edit/", form, follow=True)
+    assert "It is resumed: the held mail is tried again now" in response.content.decode()
+    assert not ServerPause.objects.exists()

@@ -16,8 +16,11 @@ from postroom.company.models import AuthMethod, Company, TlsMode
 from postroom.company.presets import PRESETS, preset_for_settings, preset_get, preset_groups
 from postroom.company.selectors import company_get
 from postroom.company.services import SmtpSettingsInput, company_smtp_update
+from postroom.company.smtp import company_smtp_config
 from postroom.core.errors import PostroomError
-from postroom.mail.config import TlsPolicy, resolve_tls_policy
+from postroom.mail.config import SmtpServerConfig, TlsPolicy, resolve_tls_policy
+from postroom.outbox.models import ServerPause
+from postroom.outbox.pauses import server_pauses_lift
 from postroom.web.forms.company import CompanySmtpForm, company_smtp_initial
 
 # The Company page's tabs, (url name, label); one today, room for more.
@@ -94,6 +97,23 @@ def company_smtp(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _connection(company: Company) -> SmtpServerConfig | None:
+    """How Postroom connects with these settings, or None while they are incomplete."""
+    try:
+        return company_smtp_config(company)
+    except PostroomError:
+        return None
+
+
+def _say_resumed(request: HttpRequest, lifted: list[ServerPause]) -> None:
+    for pause in lifted:
+        messages.info(
+            request,
+            f"Sending to {pause.server} had been paused ({pause.reason}). It is resumed: the "
+            "held mail is tried again now, with the new settings.",
+        )
+
+
 @require_http_methods(["GET", "POST"])
 @administrator_required
 def company_smtp_edit(request: HttpRequest) -> HttpResponse:
@@ -101,14 +121,17 @@ def company_smtp_edit(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = CompanySmtpForm(request.POST, company=company)
         if form.is_valid():
+            before = _connection(company)
             try:
-                company_smtp_update(
+                company = company_smtp_update(
                     actor=request.user, values=SmtpSettingsInput(**form.cleaned_data)
                 )
             except PostroomError as error:
                 form.add_error(error.field if error.field in form.fields else None, error.message)
             else:
                 messages.success(request, "SMTP Server Information saved.")
+                if _connection(company) != before:
+                    _say_resumed(request, server_pauses_lift())
                 return redirect("company_smtp")
         preset = preset_get(form.data.get("smtp_preset", ""))
     else:

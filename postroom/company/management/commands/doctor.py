@@ -40,7 +40,7 @@ class Command(BaseCommand):
             config = company_smtp_config(company)
         except PostroomError as error:
             raise CommandError(error.message) from None
-        senders = company_sender_addresses(company)
+        senders = company_sender_addresses(company.sender_email)
         if not json:
             self.stdout.write(f"Checking {config.host} port {config.port}…")
         report = asyncio.run(check_connection(config, senders=senders, test_recipient=recipient))
