@@ -68,13 +68,14 @@ def company_smtp_check(request: HttpRequest) -> HttpResponse:
 @require_POST
 @administrator_required
 def company_smtp_check_typed(request: HttpRequest) -> HttpResponse:
-    """ "Test these settings" on the edit form: the same check with the typed values, which
-    are stored nowhere (Save stays separate); a blank password means the stored one."""
+    """Test these settings, on the edit form: the same check with the typed values, which are
+    stored nowhere (Save stays separate); a blank password means the stored one."""
     company = company_get()
     form = CompanySmtpForm(request.POST, company=company)
     if not form.is_valid():
         problems = "; ".join(
-            f"{form.fields[name].label if name in form.fields else 'Form'}: {' '.join(errors)}"
+            f"{form.fields[name].label if name in form.fields else 'Form'}: "
+            + " ".join(str(error) for error in errors)
             for name, errors in form.errors.items()
         )
         return _result(request, error=f"Correct these values first: {problems}", typed=True)
