@@ -311,7 +311,6 @@ class OutboxOverview:
     sending: int
     deferred: int
     failed_recently: int  # failed, partly sent or uncertain in the last 7 days
-    paused_servers: list[ServerPause]
 
     @property
     def busiest_day(self) -> int:
@@ -365,5 +364,4 @@ def outbox_overview(*, user: Any) -> OutboxOverview:
             status__in=[MessageStatus.FAILED, MessageStatus.PARTIAL, MessageStatus.UNCERTAIN],
             finished_at__gte=timezone.now() - dt.timedelta(days=7),
         ).count(),
-        paused_servers=server_pause_list(),
     )

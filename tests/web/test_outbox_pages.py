@@ -361,3 +361,31 @@ def test_staff_see_the_pause_but_cannot_resume():
     response = client.post(reverse("outbox_server_resume"), {"server": "smtp.acme.example:587"})
     assert response.status_code == 403
     assert ServerPause.objects.exists()
+
+
+def test_the_pause_its_cause_and_resume_are_on_the_dashboard_and_company_page_too():
+    server_pause(
+        server="smtp.acme.example:587",
+        code=535,
+        reason="535 5.7.8 the server refused the password.",
+    )
+    client = _client_for(admin_make())
+    for page in (reverse("dashboard"), reverse("company_smtp")):
+        body = client.get(page).content.decode()
+        assert "Sending through smtp.acme.example:587 is paused" in body, page
+        assert "the server refused the password." in body
+        assert body.count("535") == 1, "the code is said once"
+        assert "Resume sending" in body and "Test these settings" in body
+
+
+def test_queued_mail_is_held_while_sending_is_paused():
+    admin = admin_make()
+    queued = message_queue(sender_user=admin)
+    client = _client_for(admin)
+    assert "held (paused)" not in client.get(reverse("outbox")).content.decode()
+
+    server_pause(server="smtp.acme.example:587", code=535, reason="the password was refused.")
+    listing = client.get(reverse("outbox")).content.decode()
+    assert "held (paused)" in listing
+    page = client.get(reverse("outbox_message", args=[queued.pk])).content.decode()
+    assert "Held:</strong> sending through smtp.acme.example:587 is paused because" in page

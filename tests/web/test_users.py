@@ -152,7 +152,7 @@ def test_a_generated_password_is_shown_once_and_logs_in(as_admin: Client) -> Non
     assert "no-store" in response["Cache-Control"]
     html = response.content.decode()
     assert "it is not shown again" in html
-    match = re.search(r'<code id="one-time-password">([^<]+)</code>', html)
+    match = re.search(r'<code class="secret" id="one-time-password">([^<]+)</code>', html)
     assert match
     password = match.group(1)
     assert login_works("alice", password)
@@ -243,7 +243,7 @@ def test_an_administrator_sets_a_new_password_for_a_user(as_admin: Client) -> No
 def test_an_administrator_generates_a_new_password_shown_once(as_admin: Client) -> None:
     sam = user_make("sam")
     response = as_admin.post(f"/users/{sam.pk}/edit/", edit_form(sam, generate_password="on"))
-    match = re.search(r'<code id="one-time-password">([^<]+)</code>', response.content.decode())
+    match = re.search(r'<code class="secret" id="one-time-password">([^<]+)</code>', response.content.decode())
     assert match and login_works("sam", match.group(1))
 
 

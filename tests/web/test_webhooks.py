@@ -20,7 +20,7 @@ from tests.webhooks.receiver import Answer, running_receiver
 
 pytestmark = pytest.mark.django_db
 
-SECRET_RE = re.compile(r'<code id="webhook-secret">(whsec_[^<]+)</code>')
+SECRET_RE = re.compile(r'<code class="secret" id="webhook-secret">(whsec_[^<]+)</code>')
 
 
 @pytest.fixture

@@ -98,7 +98,6 @@ def outbox(request: HttpRequest) -> HttpResponse:
             "page": page,
             "chips": chips,
             "total": sum(counts.values()),
-            "pauses": selectors.server_pause_list(),
             "sees_all": selectors.user_sees_all_messages(user=request.user),
             "error_snippet_chars": ERROR_SNIPPET_CHARS,
         },

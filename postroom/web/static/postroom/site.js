@@ -1,6 +1,9 @@
 // Small behaviours of every page. Each only adds to a page that works without it.
 "use strict";
 
+// Styles that need scripts (the folded phone menu) apply from the first paint.
+document.documentElement.classList.add("js");
+
 document.addEventListener("DOMContentLoaded", () => {
   const phone = window.matchMedia("(max-width: 640px)").matches;
 
