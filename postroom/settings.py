@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "ninja",
     "postroom.core",
     "postroom.audit",
+    "postroom.queue",
     "postroom.accounts",
     "postroom.company",
     "postroom.outbox",

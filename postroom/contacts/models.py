@@ -109,11 +109,12 @@ RUNNING_IMPORT_STATUSES = (ImportStatus.CHECKING, ImportStatus.IMPORTING)
 
 
 class ImportJob(models.Model):
-    """One CSV import: the stored upload, the column mapping, progress, and the outcome.
+    """One CSV import: the stored upload, the column mapping, and the outcome.
 
     The upload lives in DATA_DIR/imports/ until the import is done or cancelled.
     `report` holds every rejected row as [row number, reason, [cells]] so the rejected rows
-    can be downloaded, fixed and imported again.
+    can be downloaded, fixed and imported again. Checking and importing run in the worker
+    as jobs (postroom.queue); `job` is the latest, with its progress.
     """
 
     status = models.CharField(
@@ -123,12 +124,10 @@ class ImportJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    # Touched with every progress step: a running job whose heartbeat stopped was
-    # interrupted (the server stopped) and is shown as failed.
-    heartbeat_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # The process whose thread runs the job (postroom.contacts.import_jobs.RUNNER).
-    runner = models.CharField(max_length=200, blank=True)
+    job = models.ForeignKey(
+        "queue.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     filename = models.CharField(max_length=255)
     stored_name = models.CharField(max_length=100, blank=True)

@@ -2,24 +2,36 @@
 
 `postroom worker` runs this on its own; `postroom run` runs it in a thread beside the web server.
 The companions are started here, not by the outbox, so that the outbox knows nothing of what is
-fed by its events (webhooks now; campaign and report schedulers next).
+fed by its events (webhooks now; campaign and report schedulers next), and the job runner
+learns here which kinds of job there are (CSV imports now; campaign expansion and report runs
+are new kinds in JOB_KINDS, run by the same runner).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from postroom.contacts.import_runs import IMPORT_JOB_KINDS
 from postroom.outbox.worker import WorkerOptions, run_worker
+from postroom.queue.jobs import JobKind
+from postroom.queue.runner import run_job_runner
 from postroom.webhooks.dispatcher import run_webhook_dispatcher
+
+JOB_KINDS: dict[str, JobKind] = {**IMPORT_JOB_KINDS}
 
 
 async def run_background(options: WorkerOptions, *, stop: asyncio.Event) -> None:
-    """Deliver the outbox and the webhook events its state changes write, until `stop` is set."""
-    webhooks_stop = asyncio.Event()
-    webhooks = asyncio.create_task(run_webhook_dispatcher(stop=webhooks_stop), name="webhooks")
+    """Deliver the outbox and the webhook events its state changes write, and run the jobs,
+    until `stop` is set."""
+    companions_stop = asyncio.Event()
+    webhooks = asyncio.create_task(run_webhook_dispatcher(stop=companions_stop), name="webhooks")
+    jobs = asyncio.create_task(
+        run_job_runner(JOB_KINDS, name=options.name, stop=companions_stop), name="jobs"
+    )
     try:
         await run_worker(options, stop=stop)
     finally:
-        webhooks_stop.set()
-        # Requests in flight finish (10 s at most each) and are recorded.
-        await webhooks
+        companions_stop.set()
+        # Requests in flight finish (10 s at most each) and are recorded; running jobs stop
+        # at their next step and go back to the queue.
+        await asyncio.gather(webhooks, jobs)

@@ -12,11 +12,11 @@ from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
 from postroom.audit.models import AuditEntry
-from postroom.contacts import import_jobs, import_store, import_threads, services
+from postroom.contacts import import_jobs, import_store, services
 from postroom.contacts.models import Contact, ImportJob, ImportStatus, Organization, Tag
 from postroom.core.errors import ValidationError
 from tests.accounts.factories import user_make
-from tests.contacts.importer import csv_upload, import_checked, import_done
+from tests.contacts.importer import csv_upload, import_checked, import_done, job_run_here
 
 pytestmark = pytest.mark.django_db
 
@@ -119,8 +119,7 @@ def test_bad_rows_are_reported_with_their_reasons_and_the_others_imported(alice:
     assert rows[1][:3] == ["3", reasons[3], "not-an-address"]
 
     assert import_jobs.import_job_run_start(job=job)
-    import_jobs.import_job_run(job_id=job.pk)
-    job.refresh_from_db()
+    job_run_here(job)
     assert job.status == ImportStatus.DONE, job.error
     assert (job.total_rows, job.processed_rows, job.rejected_count) == (8, 8, 5)
     assert sorted(Contact.objects.values_list("email", flat=True)) == [
@@ -170,7 +169,7 @@ def test_existing_contacts_are_updated_with_the_fields_present_only(alice: User)
     assert update["changed"] == ["First name", "Phone", "Tags"]
 
     import_jobs.import_job_run_start(job=job)
-    import_jobs.import_job_run(job_id=job.pk)
+    job_run_here(job)
     ann = contact("ann@example.com")
     assert (ann.email, ann.first_name, ann.last_name, ann.phone) == (
         "Ann@example.com", "Anne", "Smith", "222",
@@ -213,8 +212,7 @@ def test_the_import_plans_again_against_contacts_added_after_the_check(alice: Us
     assert job.created_count == 1
     services.contact_create(actor=None, email="ANN@example.com", last_name="Smith")
     import_jobs.import_job_run_start(job=job)
-    import_jobs.import_job_run(job_id=job.pk)
-    job.refresh_from_db()
+    job_run_here(job)
     assert job.status == ImportStatus.DONE, job.error
     assert (job.created_count, job.updated_count) == (0, 1)
     ann = contact("ann@example.com")
@@ -226,7 +224,7 @@ def test_an_import_is_audited_once_with_its_counts_and_its_file_removed(alice: U
     stored = import_jobs.imports_dir() / f"{job.stored_name}.csv"
     assert stored.exists()
     import_jobs.import_job_run_start(job=job)
-    import_jobs.import_job_run(job_id=job.pk)
+    job_run_here(job)
     assert not stored.exists()
     assert list(import_jobs.imports_dir().glob(f"{job.stored_name}*")) == []
     entry = AuditEntry.objects.get(action="contacts.imported")
@@ -268,33 +266,6 @@ def test_uploads_left_for_two_days_are_removed(alice: User) -> None:
     job.refresh_from_db()
     assert job.status == ImportStatus.CANCELLED and job.stored_name == ""
     assert list(import_jobs.imports_dir().glob("*")) == []
-
-
-def test_a_job_whose_thread_died_with_this_process_is_shown_failed(alice: User) -> None:
-    job = import_checked(alice, "email\nann@example.com\n")
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportStatus.IMPORTING, runner=import_threads.RUNNER
-    )
-    job.refresh_from_db()
-    progress = import_jobs.import_job_progress(job=job)
-    assert progress.status == ImportStatus.FAILED
-    assert "interrupted" in job.error and "Nothing was imported" in job.error
-
-
-def test_a_job_running_in_another_process_is_trusted_until_its_heartbeat_is_stale(
-    alice: User,
-) -> None:
-    job = import_checked(alice, "email\nann@example.com\n")
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportStatus.IMPORTING, runner="elsewhere:1:abc"
-    )
-    job.refresh_from_db()
-    assert import_jobs.import_job_progress(job=job).status == ImportStatus.IMPORTING
-    ImportJob.objects.filter(pk=job.pk).update(
-        heartbeat_at=timezone.now() - import_jobs.INTERRUPTED_AFTER - timezone.timedelta(seconds=1)
-    )
-    job.refresh_from_db()
-    assert import_jobs.import_job_progress(job=job).status == ImportStatus.FAILED
 
 
 # All or nothing.
@@ -342,8 +313,7 @@ def test_a_failure_in_the_middle_writes_nothing_at_all(
     assert job.created_count == batch * 2 + 1 and job.updated_count == 1
 
     import_jobs.import_job_run_start(job=job)
-    import_jobs.import_job_run(job_id=job.pk)
-    job.refresh_from_db()
+    job_run_here(job)
     assert job.status == ImportStatus.FAILED
     assert "nothing was imported" in job.error and "poison address refused" in job.error
     assert list(Contact.objects.values_list("email", "first_name")) == [("old@example.com", "Old")]
@@ -378,7 +348,7 @@ def test_a_100000_row_file_is_checked_and_imported(alice: User) -> None:
         rows + 2, rows, 1, 1,
     )  # fmt: skip
     assert import_jobs.import_job_run_start(job=job)
-    import_jobs.import_job_run(job_id=job.pk)
+    job_run_here(job)
     finished = time.monotonic()
     job.refresh_from_db()
     print(

@@ -18,11 +18,16 @@ from collections.abc import Iterator
 from email.policy import default as default_policy
 
 import pytest
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from postroom.outbox.models import Message, MessageStatus
-from tests.outbox.worker_harness import company_smtp_at, enqueue, wait_until
+from tests.outbox.worker_harness import (
+    company_smtp_at,
+    enqueue,
+    wait_until,
+    worker_process_env,
+    worker_process_start,
+)
 from tests.support.smtpd import ScriptedSmtpServer, SmtpdScript
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,31 +35,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CONNECTIONS = 4
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    user = db["USER"] or "postgres"
-    return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _worker_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update(
-        POSTROOM_DATABASE_URL=_database_url(),
-        POSTROOM_DATA_DIR=str(settings.DATA_DIR),
-        POSTROOM_SECRET_KEY=settings.SECRET_KEY,
-    )
-    return env
-
-
 def start_worker(name: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "postroom", "worker", "--name", name, "--batch", "50"],
-        env=_worker_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return worker_process_start(name, "--batch", "50")
 
 
 @pytest.fixture
@@ -140,7 +122,7 @@ def test_a_message_is_on_disk_once_enqueue_returns_even_if_the_process_is_killed
         "print(message.message_id, flush=True);"
         "import time; time.sleep(60)"
     )
-    env = _worker_env()
+    env = worker_process_env()
     env["DJANGO_SETTINGS_MODULE"] = "postroom.settings"
     env["PYTHONPATH"] = os.getcwd()
     process = subprocess.Popen(

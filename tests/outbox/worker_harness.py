@@ -1,12 +1,19 @@
-"""Run the real outbox worker in a thread of the test process, against a real SMTP server."""
+"""Run the real outbox worker in a thread of the test process, against a real SMTP server;
+or `postroom worker` as a process of its own on the test database."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
 
 from postroom.company.models import Company, SendAsPolicy
 from postroom.company.selectors import company_get
@@ -112,3 +119,30 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 10, what: str 
 def status_of(message: Message) -> str:
     message.refresh_from_db()
     return message.status
+
+
+def worker_process_env() -> dict[str, str]:
+    """This process's environment, pointed at the test database and data directory."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        user = db["USER"] or "postgres"
+        url = f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(
+        POSTROOM_DATABASE_URL=url,
+        POSTROOM_DATA_DIR=str(settings.DATA_DIR),
+        POSTROOM_SECRET_KEY=settings.SECRET_KEY,
+    )
+    return env
+
+
+def worker_process_start(name: str, *args: str) -> subprocess.Popen[bytes]:
+    """`postroom worker --name NAME ARGS` on the test database (its error output piped)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "postroom", "worker", "--name", name, *args],
+        env=worker_process_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

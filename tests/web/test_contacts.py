@@ -17,9 +17,11 @@ from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import Role, User
 from postroom.audit.models import AuditEntry
-from postroom.contacts import import_threads, services
+from postroom.contacts import services
 from postroom.contacts.models import Contact, ImportJob, ImportStatus, Organization
+from postroom.queue.models import Job, JobState
 from tests.accounts.factories import user_make
+from tests.contacts.importer import job_run_here
 
 pytestmark = pytest.mark.django_db
 
@@ -421,10 +423,12 @@ def test_the_progress_fragment_polls_while_running_and_refreshes_when_done(
 ) -> None:
     upload(staff, b"email\nann@example.com\n")
     job = ImportJob.objects.get()
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportStatus.CHECKING, runner="another:1:process", total_rows=400,
-        processed_rows=100,
+    # A worker (another process) checks it and has written its progress.
+    running = Job.objects.create(
+        kind="contacts.import_check", state=JobState.RUNNING, phase="Checking every row",
+        progress_total=400, progress_done=100,
     )  # fmt: skip
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.CHECKING, job=running)
     response = staff.get(f"/contacts/import/{job.pk}/progress/")
     html = response.content.decode()
     assert 'hx-trigger="every 500ms"' in html
@@ -459,7 +463,7 @@ def test_an_import_from_upload_to_done_through_the_pages(settings: Settings) -> 
          "column_3": "marketing_consent"},
     )  # fmt: skip
     assert response["Location"] == f"/contacts/import/{job.pk}/"
-    assert import_threads.import_job_wait(job.pk, timeout=60)
+    job_run_here(job)  # what the worker does
 
     html = staff.get(f"/contacts/import/{job.pk}/").content.decode()
     assert "3. Preview: nothing is imported yet" in html
@@ -479,7 +483,7 @@ def test_an_import_from_upload_to_done_through_the_pages(settings: Settings) -> 
 
     response = staff.post(f"/contacts/import/{job.pk}/run/")
     assert response.status_code == 302
-    assert import_threads.import_job_wait(job.pk, timeout=60)
+    job_run_here(job)
     html = staff.get(f"/contacts/import/{job.pk}/").content.decode()
     assert '<h2 id="counts-title">Imported</h2>' in html
     new = Contact.objects.get(email_key="new@example.com")
@@ -491,3 +495,33 @@ def test_an_import_from_upload_to_done_through_the_pages(settings: Settings) -> 
     listing = staff.get("/contacts/import/").content.decode()
     assert '<span class="badge ok">Imported</span>' in listing
     assert isinstance(User.objects.get(username="sam"), User)
+
+
+def test_an_import_waiting_for_the_worker_says_so_and_cancels_at_once(staff: Client) -> None:
+    upload(staff, b"email\nann@example.com\n")
+    job = ImportJob.objects.get()
+    staff.post(f"/contacts/import/{job.pk}/mapping/", {"delimiter": ",", "column_0": "email"})
+    job.refresh_from_db()
+    assert job.status == ImportStatus.CHECKING and job.job is not None
+    html = staff.get(f"/contacts/import/{job.pk}/progress/").content.decode()
+    assert "Waiting for the worker" in html
+
+    response = staff.post(f"/contacts/import/{job.pk}/cancel/", follow=True)
+    assert "The import is cancelled. Nothing of it was imported." in response.content.decode()
+    job.refresh_from_db()
+    assert job.status == ImportStatus.CANCELLED
+    assert Job.objects.get(pk=job.job_id).state == JobState.CANCELLED
+
+
+def test_cancelling_a_running_import_asks_the_worker_to_stop_it(staff: Client) -> None:
+    upload(staff, b"email\nann@example.com\n")
+    job = ImportJob.objects.get()
+    staff.post(f"/contacts/import/{job.pk}/mapping/", {"delimiter": ",", "column_0": "email"})
+    job.refresh_from_db()
+    Job.objects.filter(pk=job.job_id).update(state=JobState.RUNNING)
+
+    response = staff.post(f"/contacts/import/{job.pk}/cancel/", follow=True)
+    assert "the worker stops it at its next step" in response.content.decode()
+    assert Job.objects.get(pk=job.job_id).is_cancel_requested
+    job.refresh_from_db()
+    assert job.status == ImportStatus.CHECKING  # until the worker has stopped it

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -36,6 +35,7 @@ from postroom.web.forms.contacts import (
     OrganizationForm,
 )
 from postroom.web.forms.users import add_service_error
+from postroom.web.uploads import UploadSizeCap, upload_cap_install
 
 # 50 rows read comfortably and keep the page fast; the export has every contact.
 CONTACTS_PER_PAGE = 50
@@ -310,27 +310,6 @@ def organization_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # CSV import.
 
 
-class _SizeCapUploadHandler(FileUploadHandler):
-    """Stop reading an upload past the import's size cap, instead of storing it first."""
-
-    def __init__(self, request: HttpRequest, limit: int) -> None:
-        super().__init__(request)
-        self.limit = limit
-        self.received = 0
-        self.is_exceeded = False
-
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
-        self.received += len(raw_data)
-        if self.received > self.limit:
-            self.is_exceeded = True
-            # connection_reset=False: read the rest and drop it, so the page can answer.
-            raise StopUpload(connection_reset=False)
-        return raw_data
-
-    def file_complete(self, file_size: int) -> None:
-        return None
-
-
 def _import_job_or_404(request: HttpRequest, pk: int) -> ImportJob:
     try:
         return selectors.import_job_get(pk=pk, user=_user(request))
@@ -341,14 +320,12 @@ def _import_job_or_404(request: HttpRequest, pk: int) -> ImportJob:
 @csrf_exempt  # checked by csrf_protect below, once the size cap handler is in place
 @require_http_methods(["GET", "POST"])
 def contact_import(request: HttpRequest) -> HttpResponse:
-    cap = _SizeCapUploadHandler(request, import_jobs.import_max_bytes())
-    # A list until request.POST is read, which nothing before this view does.
-    request.upload_handlers = [cap, *request.upload_handlers]
+    cap = upload_cap_install(request, limit=import_jobs.import_max_bytes())
     return _contact_import(request, cap)
 
 
 @csrf_protect
-def _contact_import(request: HttpRequest, cap: _SizeCapUploadHandler) -> HttpResponse:
+def _contact_import(request: HttpRequest, cap: UploadSizeCap) -> HttpResponse:
     is_post = request.method == "POST"
     form = ImportUploadForm(request.POST, request.FILES) if is_post else ImportUploadForm()
     if is_post:
@@ -417,7 +394,7 @@ def contact_import_mapping(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def contact_import_job(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import_job_or_404(request, pk)
-    progress = import_jobs.import_job_progress(job=job)  # may mark an interrupted job failed
+    progress = import_jobs.import_job_progress(job=job)
     if job.status == ImportStatus.UPLOADED:
         return redirect("contact_import_mapping", pk=job.pk)
     return render(
@@ -459,9 +436,23 @@ def contact_import_run(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def contact_import_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import_job_or_404(request, pk)
-    import_jobs.import_job_cancel(job=job)
-    messages.info(request, "The import is cancelled. Nothing of it was imported.")
+    try:
+        outcome = import_jobs.import_job_cancel(job=job)
+    except PostroomError as error:
+        messages.error(request, error.message)
+        return redirect("contact_import_job", pk=job.pk)
+    messages.info(request, _CANCEL_MESSAGES[outcome])
     return redirect("contact_import")
+
+
+_CANCEL_MESSAGES = {
+    import_jobs.CancelOutcome.CANCELLED: "The import is cancelled. Nothing of it was imported.",
+    import_jobs.CancelOutcome.STOPPING: (
+        "The import is being cancelled: the worker stops it at its next step, and nothing of "
+        "it is imported."
+    ),
+    import_jobs.CancelOutcome.FINISHED: "The import had already finished; nothing was cancelled.",
+}
 
 
 @require_GET
