@@ -20,10 +20,12 @@ from postroom.outbox.models import (
     ACTIVE_MESSAGE_STATUSES,
     Classification,
     EventKind,
+    Message,
     MessageStatus,
     Recipient,
     RecipientStatus,
     SendAs,
+    ServerPause,
 )
 from postroom.outbox.retry import RetryPolicy, retry_policy
 from postroom.outbox.states import RecipientTransition, message_status_for, recipient_after
@@ -104,6 +106,8 @@ class _Rows:
         self.attempts: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.switched: list[tuple[Any, ...]] = []
+        # Messages held back because their server paused, by server (see `write`).
+        self.held: dict[str, list[int]] = {}
 
     def add(self, result: MessageResult) -> None:
         claimed = result.message
@@ -130,6 +134,8 @@ class _Rows:
             text = _recorded_text(outcome, transition)
             if outcome.classification != Classification.SUCCESS:
                 errors.append(f"{outcome.recipient.address}: {text}")
+            if outcome.classification == Classification.CONFIG:
+                self.held.setdefault(result.server, []).append(claimed.id)
             self._recipient(outcome, transition, text)
             self.events.append(self._event(claimed, outcome, transition, text))
             self._attempt(result, outcome, at_db, stage=result.stage, text=text)
@@ -226,6 +232,17 @@ class _Rows:
             if self.switched:
                 cursor.executemany(_SWITCH_TO_FALLBACK, self.switched)
             cursor.executemany(_INSERT_EVENT, self.events)
+            self._release_if_resumed()
+
+    def _release_if_resumed(self) -> None:
+        """A server paused while these were sent may have been resumed before this commit;
+        its held messages then go now, as `server_resume` sends the others (in this
+        transaction: on SQLite the two are serialised, so neither misses the other)."""
+        for server, ids in self.held.items():
+            if not ServerPause.objects.filter(server=server).exists():
+                Message.objects.filter(
+                    id__in=ids, status=MessageStatus.QUEUED, next_attempt_at__gt=self.now
+                ).update(next_attempt_at=self.now)
 
 
 def _recorded_text(outcome: RecipientResult, transition: RecipientTransition) -> str:

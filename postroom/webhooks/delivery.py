@@ -373,17 +373,22 @@ def delivery_record(
             last_error=error,
             updated_at=now,
         )
-        endpoint = Endpoint.objects.filter(pk=claimed.endpoint_id)
-        endpoint.update(
-            last_attempt_at=outcome.at,
-            last_attempt_ok=outcome.is_success,
-            last_status_code=outcome.status_code,
-        )
-        if outcome.is_success:
-            endpoint.update(failing_since=None)
-        else:
-            endpoint.filter(failing_since__isnull=True).update(failing_since=outcome.at)
+        _endpoint_health_record(claimed.endpoint_id, outcome)
     return status
+
+
+def _endpoint_health_record(endpoint_id: int, outcome: PostOutcome) -> None:
+    """The endpoint's last attempt, and since when it fails (the Webhooks list warns)."""
+    endpoint = Endpoint.objects.filter(pk=endpoint_id)
+    endpoint.update(
+        last_attempt_at=outcome.at,
+        last_attempt_ok=outcome.is_success,
+        last_status_code=outcome.status_code,
+    )
+    if outcome.is_success:
+        endpoint.update(failing_since=None)
+    else:
+        endpoint.filter(failing_since__isnull=True).update(failing_since=outcome.at)
 
 
 def response_excerpt_clip(text: str, *, has_more: bool = False) -> str:
