@@ -13,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -47,6 +46,7 @@ from postroom.web.forms.compose import (
     sanitized_post,
     uploaded_attachments,
 )
+from postroom.web.uploads import UploadSizeCap, upload_cap_install
 from postroom.web.views.inbox import MESSAGE_PAGE_CSP
 
 # Room for the form's text fields and the multipart framing on top of the attachments.
@@ -71,32 +71,11 @@ def _megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
 
 
-class _AttachmentCap(FileUploadHandler):
+def _install_cap(request: HttpRequest) -> UploadSizeCap:
     """Stop reading uploads past the message size limit, instead of storing them first."""
-
-    def __init__(self, request: HttpRequest) -> None:
-        super().__init__(request)
-        self.limit = settings.POSTROOM_MAX_MESSAGE_BYTES + UPLOAD_SLACK_BYTES
-        self.received = 0
-        self.is_exceeded = False
-
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
-        self.received += len(raw_data)
-        if self.received > self.limit:
-            self.is_exceeded = True
-            # connection_reset=False: read the rest and drop it, so the page can answer.
-            raise StopUpload(connection_reset=False)
-        return raw_data
-
-    def file_complete(self, file_size: int) -> None:
-        return None
-
-
-def _install_cap(request: HttpRequest) -> _AttachmentCap:
-    cap = _AttachmentCap(request)
-    # A list until request.POST is read, which nothing before these views does.
-    request.upload_handlers = [cap, *request.upload_handlers]
-    return cap
+    return upload_cap_install(
+        request, limit=settings.POSTROOM_MAX_MESSAGE_BYTES + UPLOAD_SLACK_BYTES
+    )
 
 
 def _too_big_message() -> str:
@@ -175,7 +154,7 @@ def compose(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_protect
-def _compose(request: HttpRequest, cap: _AttachmentCap) -> HttpResponse:
+def _compose(request: HttpRequest, cap: UploadSizeCap) -> HttpResponse:
     if request.method != "POST":
         form = ComposeForm(initial=_initial(request))
         return render(request, "web/compose/compose.html", _compose_context(request, form))
@@ -237,7 +216,7 @@ def compose_preview_page(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_protect
-def _compose_preview_page(request: HttpRequest, cap: _AttachmentCap) -> HttpResponse:
+def _compose_preview_page(request: HttpRequest, cap: UploadSizeCap) -> HttpResponse:
     """The exact message for one To recipient, in a tab of its own: nothing is queued."""
     form = ComposeForm(sanitized_post(request.POST), request.FILES)
     errors: list[str] = []
