@@ -13,7 +13,7 @@ from django.utils import timezone
 from postroom.accounts.models import User
 from postroom.audit.services import audit_record
 from postroom.core.errors import PermissionDeniedError
-from postroom.inbox.mime import MessageSummary, message_summarize
+from postroom.mail.reading import MessageSummary, message_summarize
 from postroom.inbox.models import CapturedMessage
 from postroom.outbox.models import Message
 

@@ -38,6 +38,7 @@ class RecipientResult:
     code: int | None = None
     enhanced_code: str = ""
     text: str = ""
+    stage: str = ""  # where this recipient's fate was decided (RCPT for a refused address)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class _Rows:
                 self.held.setdefault(result.server, []).append(claimed.id)
             self._recipient(outcome, transition, text)
             self.events.append(self._event(claimed, outcome, transition, text))
-            self._attempt(result, outcome, at_db, stage=result.stage, text=text)
+            self._attempt(result, outcome, at_db, stage=outcome.stage or result.stage, text=text)
         self._message(claimed, statuses, next_times, errors)
 
     def _attempt(

@@ -394,6 +394,7 @@ def _results(
             code=item.code,
             enhanced_code=item.enhanced,
             text=f"{item.text}\n{note}" if note else item.text,
+            stage=item.stage,
         )
         for recipient, item in zip(message.recipients, outcome.recipients, strict=True)
     ]

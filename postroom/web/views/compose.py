@@ -34,8 +34,8 @@ from postroom.compose.services import (
 )
 from postroom.contacts.selectors import contact_list_by_ids
 from postroom.core.errors import NotFoundError, PermissionDeniedError, PostroomError
-from postroom.inbox.mime import message_read, message_source_text
 from postroom.mail.addresses import Address
+from postroom.mail.reading import message_read, message_source_text
 from postroom.outbox.enqueue import IdempotencyConflictError
 from postroom.outbox.models import SendAs
 from postroom.web.forms.compose import (
@@ -47,7 +47,7 @@ from postroom.web.forms.compose import (
     uploaded_attachments,
 )
 from postroom.web.uploads import UploadSizeCap, upload_cap_install
-from postroom.web.views.inbox import MESSAGE_PAGE_CSP
+from postroom.web.views.mail_display import MESSAGE_PAGE_CSP
 
 # Room for the form's text fields and the multipart framing on top of the attachments.
 UPLOAD_SLACK_BYTES = 2 * 1024 * 1024

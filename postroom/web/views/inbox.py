@@ -5,12 +5,9 @@ including mail that reached the capture server from outside the outbox (see
 postroom.inbox.selectors); someone else's capture is "not found". Only administrators
 empty it.
 
-Captured mail is untrusted HTML from anywhere. Its HTML part is shown only inside an
-`<iframe sandbox="" srcdoc="...">` (no scripts, no forms, no same-origin access), and the
-message page carries a Content-Security-Policy that the iframe inherits, which blocks remote
-images and any script not served by Postroom itself. Attachments are always downloaded, never
-displayed, and always as application/octet-stream, so a captured HTML or SVG file can never
-run as a Postroom page.
+Captured mail is untrusted HTML from anywhere: it is shown as web/views/mail_display.py
+shows any mail (a sandboxed frame, a strict Content-Security-Policy, attachments only ever
+downloaded as opaque files).
 """
 
 from __future__ import annotations
@@ -21,43 +18,18 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
 
 from postroom.accounts.permissions import administrator_required
 from postroom.core.errors import NotFoundError
 from postroom.inbox import selectors, services
-from postroom.inbox.mime import message_attachment, message_read, message_source_text
 from postroom.inbox.models import CapturedMessage
+from postroom.mail.reading import message_attachment, message_source_text
 from postroom.outbox.selectors import user_sees_all_messages
+from postroom.web.views.mail_display import clipped, file_download, mail_body_context, mail_page
 
 # A page of 50 rows reads comfortably and keeps the query and the HTML small.
 MESSAGES_PER_PAGE = 50
-# More text than anyone reads on a page, and little enough to keep the page fast; the .eml
-# download always has the whole message.
-DISPLAY_LIMIT_CHARS = 1_000_000
-
-# What the message page may load. The sandboxed iframe inherits this policy (srcdoc
-# documents do), so it governs the captured HTML too.
-MESSAGE_PAGE_CSP = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",  # Postroom's own static scripts; nothing inline, nothing remote
-        # Mail is styled with <style> and style="" attributes; CSS runs no code, and what it
-        # could fetch (fonts, images) is held to 'self' by the directives below.
-        "style-src 'self' 'unsafe-inline'",
-        # Remote images are blocked: loading one tells the sender the mail was opened.
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "frame-src 'self'",  # the srcdoc iframe; a link clicked inside it goes nowhere
-        "form-action 'self'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
-# Downloads are files, never pages: should a browser render one anyway, it runs nothing.
-DOWNLOAD_CSP = "default-src 'none'; sandbox"
 
 
 def _message_or_404(request: HttpRequest, pk: int) -> CapturedMessage:
@@ -65,23 +37,6 @@ def _message_or_404(request: HttpRequest, pk: int) -> CapturedMessage:
         return selectors.captured_message_get(user=request.user, pk=pk)
     except NotFoundError as error:
         raise Http404(error.message) from None
-
-
-def _clipped(text: str | None) -> tuple[str | None, bool]:
-    if text is None or len(text) <= DISPLAY_LIMIT_CHARS:
-        return text, False
-    return text[:DISPLAY_LIMIT_CHARS], True
-
-
-def _download(content: bytes, *, filename: str, content_type: str) -> HttpResponse:
-    response = HttpResponse(content, content_type=content_type)
-    disposition = content_disposition_header(as_attachment=True, filename=filename)
-    assert disposition is not None  # always a header when as_attachment
-    response["Content-Disposition"] = disposition
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = DOWNLOAD_CSP
-    response["Cache-Control"] = "private, no-store"
-    return response
 
 
 @require_GET
@@ -107,34 +62,21 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def inbox_message(request: HttpRequest, pk: int) -> HttpResponse:
     message = _message_or_404(request, pk)
     raw = selectors.captured_message_raw(message=message)
-    content = message_read(raw)
-    text, is_text_clipped = _clipped(content.text)
-    html, is_html_clipped = _clipped(content.html)
-    source, is_source_clipped = _clipped(message_source_text(raw))
-    response = render(
-        request,
-        "web/inbox/message.html",
-        {
-            "message": message,
-            "headers": content.headers,
-            "text": text,
-            "html": html,
-            "attachments": content.attachments,
-            "source": source,
-            "is_text_clipped": is_text_clipped,
-            "is_html_clipped": is_html_clipped,
-            "is_source_clipped": is_source_clipped,
-        },
-    )
-    response["Content-Security-Policy"] = MESSAGE_PAGE_CSP
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    source, is_source_clipped = clipped(message_source_text(raw))
+    context = {
+        "message": message,
+        **mail_body_context(raw),
+        "attachment_url": "inbox_attachment",
+        "source": source,
+        "is_source_clipped": is_source_clipped,
+    }
+    return mail_page(render(request, "web/inbox/message.html", context))
 
 
 @require_GET
 def inbox_message_raw(request: HttpRequest, pk: int) -> HttpResponse:
     message = _message_or_404(request, pk)
-    return _download(
+    return file_download(
         selectors.captured_message_raw(message=message),
         filename=f"captured-{message.pk}.eml",
         # Mail programs open .eml files; Content-Disposition and nosniff keep browsers from
@@ -151,7 +93,7 @@ def inbox_attachment(request: HttpRequest, pk: int, number: int) -> HttpResponse
         raise Http404(f"Captured message #{pk} has no attachment {number}.")
     # Never the declared type: a captured text/html or image/svg+xml served as itself would
     # run as a Postroom page.
-    return _download(
+    return file_download(
         attachment.content, filename=attachment.filename, content_type="application/octet-stream"
     )
 

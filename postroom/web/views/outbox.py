@@ -20,9 +20,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from postroom.accounts.permissions import administrator_required
 from postroom.core.errors import NotFoundError, PermissionDeniedError, PostroomError
+from postroom.mail.reading import message_attachment
 from postroom.outbox import actions, pauses, selectors
+from postroom.outbox.explanations import recipient_explanations
 from postroom.outbox.models import Lane, Message, MessageStatus
 from postroom.outbox.selectors import MessageFilters
+from postroom.web.views.mail_display import file_download, mail_body_context, mail_page
 
 # RFC 5321 §4.5.3.1.3: a path is at most 256 octets; a filter longer than an address is a typo.
 FILTER_TEXT_MAX_LENGTH = 320
@@ -117,16 +120,26 @@ def _message_or_404(request: HttpRequest, pk: int) -> Message:
 def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
     message = _message_or_404(request, pk)
     detail = selectors.message_detail(message=message)
-    return render(
-        request,
-        "web/outbox/message.html",
-        {
-            "detail": detail,
-            "message": message,
-            "can_retry": message.status in actions.RETRYABLE_MESSAGE_STATUSES,
-            "can_cancel": message.status in CANCELLABLE_STATUSES,
-        },
-    )
+    explanations = recipient_explanations(message=message, recipients=detail.recipients)
+    context = {
+        "detail": detail,
+        "message": message,
+        "recipient_rows": [(r, explanations.get(r.pk, "")) for r in detail.recipients],
+        "can_retry": message.status in actions.RETRYABLE_MESSAGE_STATUSES,
+        "can_cancel": message.status in CANCELLABLE_STATUSES,
+        "attachment_url": "outbox_attachment",
+    }
+    raw = _raw_or_none(message)
+    if raw is not None:  # a bulk message's too, rendered from its template as when sent
+        context |= {"has_body": True, **mail_body_context(raw)}
+    return mail_page(render(request, "web/outbox/message.html", context))
+
+
+def _raw_or_none(message: Message) -> bytes | None:
+    try:
+        return selectors.message_raw(message=message)
+    except NotFoundError:
+        return None
 
 
 def eml_filename(message_id: str) -> str:
@@ -143,10 +156,21 @@ def outbox_message_raw(request: HttpRequest, pk: int) -> HttpResponse:
         raw = selectors.message_raw(message=message)
     except NotFoundError as error:
         raise Http404(error.message) from None
-    response = HttpResponse(raw, content_type="message/rfc822")
-    response["Content-Disposition"] = f'attachment; filename="{eml_filename(message.message_id)}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return file_download(
+        raw, filename=eml_filename(message.message_id), content_type="message/rfc822"
+    )
+
+
+@require_GET
+def outbox_attachment(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    message = _message_or_404(request, pk)
+    raw = _raw_or_none(message)
+    attachment = message_attachment(raw, number=number) if raw is not None else None
+    if attachment is None:
+        raise Http404(f"Message {pk} has no attachment {number}.")
+    return file_download(
+        attachment.content, filename=attachment.filename, content_type="application/octet-stream"
+    )
 
 
 def _act(request: HttpRequest, pk: int, action: Any, done: str) -> HttpResponse:
@@ -200,6 +224,7 @@ urlpatterns = [
     path("", outbox, name="outbox"),
     path("<int:pk>/", outbox_message, name="outbox_message"),
     path("<int:pk>/raw/", outbox_message_raw, name="outbox_message_raw"),
+    path("<int:pk>/attachments/<int:number>/", outbox_attachment, name="outbox_attachment"),
     path("<int:pk>/retry/", outbox_message_retry, name="outbox_message_retry"),
     path("<int:pk>/cancel/", outbox_message_cancel, name="outbox_message_cancel"),
     path("servers/resume/", outbox_server_resume, name="outbox_server_resume"),

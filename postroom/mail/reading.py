@@ -1,7 +1,7 @@
-"""Reading captured mail: a summary for the list, headers, bodies and attachments for its page.
+"""Reading stored mail: a summary for a list, headers, bodies and attachments for its page.
 
 Pure functions over the received bytes: no network, no database. Anything a client sent can
-land in the capture inbox, so every reader tolerates broken MIME (unknown charsets, bad
+land in the sandbox capture, so every reader tolerates broken MIME (unknown charsets, bad
 base64, malformed headers): it shows what it can and never raises.
 """
 

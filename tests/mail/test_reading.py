@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from postroom.inbox.mime import (
+from postroom.mail.reading import (
     message_attachment,
     message_read,
     message_source_text,

@@ -1,0 +1,80 @@
+"""The Outbox message page says what happened to each recipient in plain words (the reply
+table's, as Check connection), keeps the server's reply under Details, and shows the message's
+body and attachments the way the Sandbox capture does (issue 8 §4, §5).
+
+The failure is real: the worker delivers to a scripted SMTP server that refuses one address.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from postroom.mail.addresses import parse_address
+from postroom.mail.message import Attachment, OutgoingEmail
+from postroom.outbox.enqueue import message_enqueue
+from postroom.outbox.models import Message, MessageStatus, Source
+from tests.accounts.factories import admin_make
+from tests.outbox.worker_harness import company_smtp_at, running_worker
+from tests.support.smtpd import scripted_smtpd as scripted_smtpd  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOBODY = "nobody@example.net"
+
+
+def delivered_once(message: Message) -> Message:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        message.refresh_from_db()
+        if message.status not in (MessageStatus.QUEUED, MessageStatus.SENDING):
+            return message
+        time.sleep(0.05)
+    raise AssertionError(f"message {message.pk} still {message.status}")
+
+
+def test_a_refused_recipient_is_explained_and_the_body_and_attachment_are_shown(
+    scripted_smtpd: Any,
+) -> None:
+    server = scripted_smtpd(
+        recipient_replies={NOBODY: f"550 5.1.1 <{NOBODY}>: Recipient address rejected"}
+    )
+    company_smtp_at(server.port)
+    message = message_enqueue(
+        email=OutgoingEmail(
+            from_=parse_address("Shop <shop@example.com>"),
+            to=[parse_address("ann@example.net"), parse_address(NOBODY)],
+            subject="Invoice 2026-0042",
+            text="Dear Ann,\n\nyour invoice is attached.\n",
+            html="<p>Dear Ann,</p><p>your invoice is attached.</p>",
+            attachments=[Attachment("invoice-0042.pdf", "application/pdf", b"%PDF-1.7 " * 100)],
+        ),
+        source=Source.API,
+    )
+    with running_worker():
+        delivered_once(message)
+
+    client = Client()
+    client.force_login(admin_make())
+    response = client.get(reverse("outbox_message", args=[message.pk]))
+    page = response.content.decode()
+    start = page.index(NOBODY, page.index('id="recipients-heading"'))
+    row = page[start : page.index("</tr>", start)]
+    explanation = re.search(r'<p class="explanation">([^<]+)</p>', row)
+    assert explanation, row
+    assert "does not exist" in explanation.group(1)
+    assert "<summary>Details</summary><code>550 5.1.1" in row, "the reply, under Details"
+
+    assert "your invoice is attached." in page  # the text part
+    assert 'iframe class="mail-html" sandbox=""' in page  # the HTML part, sandboxed
+    assert "invoice-0042.pdf" in page and "900\u00a0bytes" in page  # its name and size
+    assert response["Content-Security-Policy"].startswith("default-src 'none'")
+
+    download = client.get(reverse("outbox_attachment", args=[message.pk, 1]))
+    assert download.content == b"%PDF-1.7 " * 100
+    assert download["Content-Type"] == "application/octet-stream"
