@@ -43,7 +43,8 @@ from postroom.mail.header_text import check_header_phrase, reject_control_charac
 from postroom.mail.message import Attachment
 from postroom.outbox.actions import message_cancel
 from postroom.outbox.enqueue import MAX_IDEMPOTENCY_KEY, IdempotencyConflictError
-from postroom.outbox.models import Lane, Message, Source
+from postroom.outbox.models import Lane, Message, MessageStatus, Source
+from postroom.outbox.pauses import server_is_any_paused
 
 router = Router(tags=["Messages"])
 CURSOR_KIND = "m1"
@@ -143,9 +144,10 @@ def message_list(request: HttpRequest, query: Query[MessageListQuery]) -> dict[s
         before=cursor_decode(query.cursor, kind=CURSOR_KIND) if query.cursor else None,
         limit=query.limit,
     )
+    is_paused = server_is_any_paused()
     return {
         "items": [
-            _summary_out(message, page.recipient_counts.get(message.id, 0))
+            _summary_out(message, page.recipient_counts.get(message.id, 0), is_paused=is_paused)
             for message in page.messages
         ],
         "next_cursor": (
@@ -280,11 +282,12 @@ def _stored_idempotency_key(api_key: ApiKey, value: str | None) -> str | None:
 # --- Message → response ----------------------------------------------------------------
 
 
-def _summary_out(message: Message, recipient_count: int) -> dict[str, Any]:
+def _summary_out(message: Message, recipient_count: int, *, is_paused: bool) -> dict[str, Any]:
+    is_held = is_paused and message.status == MessageStatus.QUEUED
     return {
         "id": message.pk,
         "message_id": message.message_id,
-        "status": message.status,
+        "status": "held" if is_held else message.status,
         "lane": message.lane,
         "source": message.source,
         "from": message.from_header,
@@ -316,7 +319,7 @@ def _message_out(message: Message) -> dict[str, Any]:
             }
         )
     return {
-        **_summary_out(message, len(records.recipients)),
+        **_summary_out(message, len(records.recipients), is_paused=server_is_any_paused()),
         "recipients": [
             {
                 "address": recipient.address,

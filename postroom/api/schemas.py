@@ -35,10 +35,21 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
 
 Lane = Literal["transactional", "bulk"]
-Status = Literal[
-    "queued", "sending", "sent", "partial", "deferred", "uncertain", "failed", "cancelled"
+StoredStatus = Literal[
+    "queued",
+    "sending",
+    "sent",
+    "captured",
+    "partial",
+    "deferred",
+    "uncertain",
+    "failed",
+    "cancelled",
 ]
-assert set(Status.__args__) == set(MessageStatus.values)  # type: ignore[attr-defined]
+assert set(StoredStatus.__args__) == set(MessageStatus.values)  # type: ignore[attr-defined]
+# In answers, a queued message is "held" while sending is paused: it will not leave until
+# an administrator fixes the settings (docs/outbox.md).
+Status = Literal[StoredStatus, "held"]
 
 
 class _Strict(Schema):
@@ -239,7 +250,7 @@ class MessageListOut(Schema):
 
 
 class MessageListQuery(_Strict):
-    status: Status | None = None
+    status: StoredStatus | None = None
     lane: Lane | None = None
     recipient: str | None = Field(
         None, max_length=MAX_ADDRESS_TEXT, description="An exact address (any case)."

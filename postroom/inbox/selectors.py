@@ -30,6 +30,15 @@ _LIST_FIELDS = (
 )
 
 
+def captured_copies(*, message_pk: int) -> list[int]:
+    """The captures of an outbox message (its delivery to the sandbox capture), by number."""
+    return list(
+        CapturedMessage.objects.filter(outbox_message_id=message_pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def captured_message_visible(*, user: Any) -> QuerySet[CapturedMessage]:
     """The captured mail `user` may read."""
     captured = CapturedMessage.objects.all()

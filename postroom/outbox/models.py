@@ -25,6 +25,9 @@ class MessageStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
+    # Delivered to the sandbox capture (sandbox mode, or no SMTP server yet): never sent out,
+    # and never counted as delivered.
+    CAPTURED = "captured", "Captured (sandbox)"
     PARTIAL = "partial", "Partly sent"  # finished: some recipients sent, others failed
     DEFERRED = "deferred", "Deferred"
     UNCERTAIN = "uncertain", "Uncertain"
@@ -46,6 +49,7 @@ class RecipientStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
+    CAPTURED = "captured", "Captured (sandbox)"
     DEFERRED = "deferred", "Deferred"
     UNCERTAIN = "uncertain", "Uncertain"
     FAILED = "failed", "Failed"
@@ -262,6 +266,7 @@ class ServerPause(models.Model):
 class EventKind(models.TextChoices):
     MESSAGE_QUEUED = "message.queued", "Message queued"
     MESSAGE_SENT = "message.sent", "Message sent"
+    MESSAGE_CAPTURED = "message.captured", "Message captured (sandbox mode, not sent)"
     MESSAGE_DEFERRED = "message.deferred", "Message deferred"
     MESSAGE_FAILED = "message.failed", "Message failed"
     MESSAGE_UNCERTAIN = "message.uncertain", "Message uncertain"

@@ -53,5 +53,10 @@ def server_pause_get(*, server: str) -> ServerPause | None:
     return ServerPause.objects.filter(server=server).first()
 
 
+def server_is_any_paused() -> bool:
+    """Whether any sending is paused: then every queued message is held (one route sends)."""
+    return ServerPause.objects.exists()
+
+
 def server_is_paused(*, server: str) -> bool:
     return ServerPause.objects.filter(server=server).exists()

@@ -52,6 +52,7 @@ class MessageResult:
     # `refusals` are that first attempt's outcomes, recorded before the final ones.
     switched_to_fallback: bool = False
     refusals: Sequence[RecipientResult] = ()
+    is_captured: bool = False  # sent to the sandbox capture, not to a real server
 
 
 # Reply texts are stored for people to read; a hostile server's 1 MB line is not kept whole.
@@ -128,6 +129,7 @@ class _Rows:
                 expires_at=claimed.expires_at,
                 now=self.now,
                 policy=self.policy,
+                is_captured=result.is_captured,
             )
             statuses.append(transition.status)
             if transition.next_attempt_at is not None:
@@ -259,6 +261,7 @@ def _event_kind(classification: Classification, status: RecipientStatus) -> Even
         return EventKind.MESSAGE_UNCERTAIN
     return {
         RecipientStatus.SENT: EventKind.MESSAGE_SENT,
+        RecipientStatus.CAPTURED: EventKind.MESSAGE_CAPTURED,
         RecipientStatus.FAILED: EventKind.MESSAGE_FAILED,
     }.get(status, EventKind.MESSAGE_DEFERRED)
 

@@ -307,6 +307,7 @@ class OutboxOverview:
     days: list[DayCount]
     sent_today: int
     sent_this_week: int
+    captured_today: int  # sandbox mode: delivered to the capture, never counted as sent
     queued: int
     sending: int
     deferred: int
@@ -328,7 +329,7 @@ def outbox_overview(*, user: Any) -> OutboxOverview:
     finished = (
         recipients.filter(
             updated_at__gte=_start_of_day(first_day),
-            status__in=[RecipientStatus.SENT, RecipientStatus.FAILED],
+            status__in=[RecipientStatus.SENT, RecipientStatus.FAILED, RecipientStatus.CAPTURED],
         )
         .annotate(day=TruncDate("updated_at", tzinfo=timezone.get_current_timezone()))
         .values("day", "status")
@@ -357,6 +358,7 @@ def outbox_overview(*, user: Any) -> OutboxOverview:
         days=days,
         sent_today=days[-1].sent,
         sent_this_week=sum(day.sent for day in days if day.day >= week_start),
+        captured_today=per_day.get((today, RecipientStatus.CAPTURED), 0),
         queued=by_status.get(MessageStatus.QUEUED, 0),
         sending=by_status.get(MessageStatus.SENDING, 0),
         deferred=by_status.get(MessageStatus.DEFERRED, 0),

@@ -30,9 +30,12 @@ def recipient_after(
     expires_at: dt.datetime,
     now: dt.datetime,
     policy: RetryPolicy,
+    is_captured: bool = False,
 ) -> RecipientTransition:
+    """`is_captured`: the attempt went to the sandbox capture, not to a real server."""
     if classification == Classification.SUCCESS:
-        return RecipientTransition(RecipientStatus.SENT, None, uncertain_count)
+        status = RecipientStatus.CAPTURED if is_captured else RecipientStatus.SENT
+        return RecipientTransition(status, None, uncertain_count)
     if classification == Classification.PERMANENT:
         return RecipientTransition(RecipientStatus.FAILED, None, uncertain_count)
     if classification == Classification.UNCERTAIN:
@@ -85,6 +88,8 @@ def message_status_for(statuses: Iterable[str]) -> MessageStatus:
         return MessageStatus.UNCERTAIN
     if seen == {RecipientStatus.SENT}:
         return MessageStatus.SENT
-    if RecipientStatus.SENT in seen:
+    if seen == {RecipientStatus.CAPTURED}:
+        return MessageStatus.CAPTURED
+    if RecipientStatus.SENT in seen or RecipientStatus.CAPTURED in seen:
         return MessageStatus.PARTIAL
     return MessageStatus.FAILED

@@ -309,6 +309,7 @@ class Worker:
             recipients=_results(message, outcome),
             switched_to_fallback=bool(refusals),
             refusals=refusals,
+            is_captured=route.is_sandbox,
         )
 
     async def _send_via_company(

@@ -71,3 +71,18 @@ def test_the_message_status_summarises_its_recipients() -> None:
     assert message_status_for(["uncertain", "sent"]) == MessageStatus.UNCERTAIN
     assert message_status_for(["cancelled"]) == MessageStatus.CANCELLED
     assert message_status_for(["cancelled", "sent"]) == MessageStatus.PARTIAL
+
+
+def test_success_at_the_sandbox_capture_is_captured_never_sent() -> None:
+    transition = recipient_after(
+        Classification.SUCCESS,
+        uncertain_count=0,
+        failed_attempts=1,
+        expires_at=LATER,
+        now=NOW,
+        policy=POLICY,
+        is_captured=True,
+    )
+    assert (transition.status, transition.next_attempt_at) == (RecipientStatus.CAPTURED, None)
+    assert message_status_for(["captured", "captured"]) == MessageStatus.CAPTURED
+    assert message_status_for(["captured", "failed"]) == MessageStatus.PARTIAL

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from postroom.accounts.permissions import administrator_required
 from postroom.core.errors import NotFoundError, PermissionDeniedError, PostroomError
+from postroom.inbox.selectors import captured_copies
 from postroom.mail.reading import message_attachment
 from postroom.outbox import actions, pauses, selectors
 from postroom.outbox.explanations import recipient_explanations
@@ -128,6 +129,7 @@ def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
         "can_retry": message.status in actions.RETRYABLE_MESSAGE_STATUSES,
         "can_cancel": message.status in CANCELLABLE_STATUSES,
         "attachment_url": "outbox_attachment",
+        "captured_copies": captured_copies(message_pk=message.pk),
     }
     raw = _raw_or_none(message)
     if raw is not None:  # a bulk message's too, rendered from its template as when sent
