@@ -28,6 +28,8 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[], None]
+# Binding the socket is retried this often when another process takes the path at once.
+_BIND_TRIES = 5
 
 
 def seconds_until(when: dt.datetime | None, *, cap: float) -> float:
@@ -113,11 +115,25 @@ class WakeListener:
             return
         path = self._channel.socket_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)  # a stale socket of a dead process
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(path))
-        self._sock.setblocking(False)
-        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._drain)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for _ in range(_BIND_TRIES):
+            path.unlink(missing_ok=True)  # a stale socket of a dead process
+            try:
+                sock.bind(str(path))
+                break
+            except OSError:
+                # Another loop started at the same instant bound it between our unlink and
+                # bind: take it over, as a later start would.
+                continue
+        else:
+            sock.close()
+            logger.warning(
+                "Could not listen on %s; %s wakes by polling only", path, self._channel.channel
+            )
+            return
+        sock.setblocking(False)
+        self._sock = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._drain)
 
     def _drain(self) -> None:
         assert self._sock is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -95,7 +96,8 @@ def running_runner(name: str = "runner-1", **options: object) -> Iterator[JobRun
     try:
         yield runner
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        with contextlib.suppress(RuntimeError):  # its loop ended early: raised below
+            loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=30)
         assert not thread.is_alive(), "the runner did not stop within 30 s"
         if failure:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,15 +17,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from postroom.accounts.models import User
 from postroom.webhooks.dispatcher import Dispatcher
 from postroom.webhooks.models import Delivery, DeliveryStatus
 from postroom.webhooks.services import delivery_resend, endpoint_create, endpoint_send_test
-from tests.outbox.worker_harness import company_smtp_at, enqueue, running_worker, wait_until
+from tests.outbox.worker_harness import (
+    company_smtp_at,
+    enqueue,
+    running_worker,
+    wait_until,
+    worker_process_env,
+)
 from tests.support.smtpd import ScriptedSmtpServer, SmtpdScript
 from tests.webhooks.conftest import enqueue_message, is_signed_with
 from tests.webhooks.receiver import Answer, Receiver, running_receiver
@@ -207,21 +210,5 @@ def test_postroom_webhooks_command_delivers_and_stops_on_sigterm(admin: User) ->
     assert secret[len("whsec_") :].encode() not in out + err
 
 
-def _database_url() -> str:
-    database = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{database['NAME']}"
-    user = database["USER"] or "postgres"
-    host = database["HOST"] or "127.0.0.1"
-    return f"postgres://{user}@{host}:{database['PORT'] or 5432}/{database['NAME']}"
-
-
 def _command_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update(
-        POSTROOM_DATABASE_URL=_database_url(),
-        POSTROOM_DATA_DIR=str(settings.DATA_DIR),
-        POSTROOM_SECRET_KEY=settings.SECRET_KEY,
-        POSTROOM_LOG_LEVEL="DEBUG",
-    )
-    return env
+    return {**worker_process_env(), "POSTROOM_LOG_LEVEL": "DEBUG"}
