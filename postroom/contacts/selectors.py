@@ -6,14 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 
 from postroom.accounts.models import User
 from postroom.contacts.fields import contact_email_key
 from postroom.contacts.models import Contact, ImportJob, Organization, Tag
 from postroom.core.errors import NotFoundError
-from postroom.outbox.models import Recipient
+from postroom.mail.classify import Classification, explain_failure
+from postroom.mail.replies import Stage
+from postroom.outbox.models import Recipient, RecipientStatus
 from postroom.outbox.selectors import message_can_act
 
 
@@ -67,7 +69,42 @@ def contact_list(*, filters: ContactFilters | None = None) -> QuerySet[Contact]:
         contacts = contacts.filter(marketing_consent=filters.has_consent)
     if filters.is_active is not None:
         contacts = contacts.filter(is_active=filters.is_active)
+    # The address is looked up two subqueries down (the latest delivery inside the refusal).
+    refused = _refusal_of(OuterRef(OuterRef("email")))
+    contacts = contacts.annotate(is_address_refused=Exists(refused))
     return contacts.order_by("last_name", "first_name", "email_key")
+
+
+def _latest_delivery_to(address: Any) -> QuerySet[Recipient]:
+    return Recipient.objects.filter(address__iexact=address).order_by("-updated_at", "-id")
+
+
+def _refusal_of(address: Any) -> QuerySet[Recipient]:
+    """The latest delivery to `address` if its server said the address does not exist: a
+    permanent failure with an RFC 3463 addressing status, 5.1.x (5.1.1 bad mailbox, 5.1.10
+    null MX). A later successful delivery clears it."""
+    latest = _latest_delivery_to(address).values("pk")[:1]
+    return Recipient.objects.filter(
+        pk=Subquery(latest),
+        status=RecipientStatus.FAILED,
+        last_enhanced_code__startswith="5.1.",
+    )
+
+
+def contact_address_refusal(*, contact: Contact) -> str:
+    """What the contact's own mail server said of its address, in a sentence with what to
+    do, when the last email to it failed because the address does not exist; else ""."""
+    refusal = _refusal_of(contact.email).select_related("message").first()
+    if refusal is None:
+        return ""
+    return explain_failure(
+        stage=Stage.RCPT,
+        classification=Classification.PERMANENT,
+        code=refusal.last_code,
+        enhanced=refusal.last_enhanced_code,
+        text=refusal.last_text,
+        recipient=refusal.address,
+    ).sentence
 
 
 def contact_list_by_ids(*, ids: Iterable[int]) -> QuerySet[Contact]:

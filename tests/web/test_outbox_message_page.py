@@ -78,3 +78,37 @@ def test_a_refused_recipient_is_explained_and_the_body_and_attachment_are_shown(
     download = client.get(reverse("outbox_attachment", args=[message.pk, 1]))
     assert download.content == b"%PDF-1.7 " * 100
     assert download["Content-Type"] == "application/octet-stream"
+
+
+def test_an_address_its_server_says_does_not_exist_flags_the_contact(
+    scripted_smtpd: Any,
+) -> None:
+    from postroom.contacts.services import contact_create
+
+    server = scripted_smtpd(
+        recipient_replies={NOBODY: f"550 5.1.1 <{NOBODY}>: Recipient address rejected"}
+    )
+    company_smtp_at(server.port)
+    admin = admin_make()
+    nobody = contact_create(actor=admin, email=NOBODY, first_name="Nobody")
+    ann = contact_create(actor=admin, email="ann@example.net", first_name="Ann")
+    message = message_enqueue(
+        email=OutgoingEmail(
+            from_=parse_address("Shop <shop@example.com>"),
+            to=[parse_address(ann.email), parse_address(NOBODY)],
+            subject="News",
+            text="Hello.",
+        ),
+        source=Source.API,
+    )
+    with running_worker():
+        delivered_once(message)
+
+    client = Client()
+    client.force_login(admin)
+    listing = client.get(reverse("contact_list")).content.decode()
+    flagged = re.findall(r"<td>([^<]+) <span class=\"badge bad\"[^>]*>address refused", listing)
+    assert flagged == [NOBODY]
+    page = client.get(reverse("contact_detail", args=[nobody.pk])).content.decode()
+    assert "The last email to this address failed:</strong> The recipient" in page
+    assert "does not exist" in page

@@ -136,6 +136,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "tags": [tag.name for tag in contact.tags.all()],
             "can_delete": services.contact_can_delete(_user(request)),
             "history": selectors.contact_history(contact=contact, user=_user(request)),
+            "address_refusal": selectors.contact_address_refusal(contact=contact),
         },
     )
 
