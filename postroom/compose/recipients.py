@@ -1,4 +1,5 @@
-"""Who a compose writes to: recipient fields cut into addresses, and each address's contact.
+"""Who a compose writes to: recipient fields cut into addresses, each address's contact, and
+the plan of who gets which email.
 
 An address typed by hand that belongs to a contact is that contact: its merge fields
 resolve, and the message shows in the contact's history.
@@ -69,11 +70,6 @@ def _parsed(values: Sequence[RecipientInput], *, kind: str, field: str) -> list[
     return parsed
 
 
-def address_list(values: Sequence[RecipientInput], *, kind: str, field: str) -> list[Address]:
-    """Parse one recipient field into addresses, as given: no contact lookup, no merging."""
-    return [item.address for item in _parsed(values, kind=kind, field=field)]
-
-
 def addressee_list(
     values: Sequence[RecipientInput], *, kind: str, field: str, limit: int | None
 ) -> list[Addressee]:
@@ -108,3 +104,73 @@ def addressee_list(
             address = _contact_address(contact)
         addressees.append(Addressee(address, contact))
     return addressees
+
+
+@dataclass(frozen=True)
+class ComposePlan:
+    """Who gets which email: what Send will do, said before anything is written."""
+
+    is_individual: bool  # one email per To recipient, else one email to all
+    to: list[Addressee]
+    cc: list[Addressee]
+    bcc: list[Addressee]
+
+    @property
+    def messages(self) -> int:
+        """How many emails: one per To recipient, or one to all."""
+        if self.is_individual:
+            return len(self.to)
+        return 1 if self.to or self.cc or self.bcc else 0
+
+    @property
+    def copied(self) -> list[Addressee]:
+        """The Cc and Bcc recipients: every email carries them."""
+        return [*self.cc, *self.bcc]
+
+    @property
+    def copied_kinds(self) -> list[tuple[Addressee, str]]:
+        """The Cc and Bcc recipients, each with "Cc" or "Bcc"."""
+        return [(item, "Cc") for item in self.cc] + [(item, "Bcc") for item in self.bcc]
+
+    @property
+    def recipient_count(self) -> int:
+        return len(self.to) + len(self.cc) + len(self.bcc)
+
+    @property
+    def copies_each(self) -> int:
+        """How many emails each Cc and Bcc recipient receives."""
+        return self.messages
+
+    def groups(self) -> list[tuple[Addressee, ...]]:
+        """The To recipients of each email."""
+        if self.is_individual:
+            return [(addressee,) for addressee in self.to]
+        return [tuple(self.to)] if self.messages else []
+
+
+def recipients_plan(
+    *,
+    to: Sequence[RecipientInput],
+    cc: Sequence[RecipientInput],
+    bcc: Sequence[RecipientInput],
+    is_individual: bool,
+    is_addressed_to_contacts: bool,
+    max_to: int | None,
+    max_copies: int | None,
+) -> ComposePlan:
+    """Parse the three recipient fields into a plan. With `is_addressed_to_contacts` each
+    address is looked up as a contact and kept once (`addressee_list`); else as given."""
+
+    def read(values: Sequence[RecipientInput], kind: str, limit: int | None) -> list[Addressee]:
+        if is_addressed_to_contacts:
+            return addressee_list(values, kind=kind, field=kind.lower(), limit=limit)
+        return [
+            Addressee(item.address, None) for item in _parsed(values, kind=kind, field=kind.lower())
+        ]
+
+    return ComposePlan(
+        is_individual=is_individual,
+        to=read(to, "To", max_to),
+        cc=read(cc, "Cc", max_copies),
+        bcc=read(bcc, "Bcc", max_copies),
+    )

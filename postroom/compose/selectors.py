@@ -32,9 +32,14 @@ def compose_contact_search(*, query: str, limit: int = SUGGESTIONS) -> list[Cont
     return list(contact_list(filters=ContactFilters(search=query, is_active=True))[:limit])
 
 
-def _listing(messages: QuerySet[Message]) -> QuerySet[Message]:
-    """Messages for a list: without their bytes, with the first recipients and a count."""
-    first_recipients = Recipient.objects.order_by("id")[:LISTED_RECIPIENTS]
+def _listing(
+    messages: QuerySet[Message], *, listed: int | None = LISTED_RECIPIENTS
+) -> QuerySet[Message]:
+    """Messages for a list: without their bytes, with the first `listed` recipients (None:
+    all) and a count."""
+    first_recipients = Recipient.objects.order_by("id")
+    if listed is not None:
+        first_recipients = first_recipients[:listed]
     return (
         messages.defer("raw", "fallback_raw", "bulk_data")
         .annotate(recipient_count=Count("recipients"))
@@ -78,9 +83,11 @@ def sent_page(
 
 
 def sent_message_list(*, user: User, ids: Iterable[int]) -> list[Message]:
-    """The messages among `ids` that `user` sent, newest first (the compose confirmation)."""
+    """The messages among `ids` that `user` sent, oldest first (the compose confirmation:
+    in the order of the To recipients), each with all its recipients (at most 300, the
+    compose limits)."""
     messages = Message.objects.filter(pk__in=list(ids), sender_user=user)
-    return _with_more(list(_listing(messages).order_by("-id")))
+    return _with_more(list(_listing(messages, listed=None).order_by("id")))
 
 
 def contacts_by_address(*, addresses: Iterable[str]) -> dict[str, Contact]:

@@ -4,10 +4,19 @@
 Contact Email is how a person writes to contacts: as the seed says, mail to contacts comes
 from the user's own address so that replies reach the user (the company's send-as policy,
 applied by message_enqueue, decides what From says when the relay refuses that address).
-**Each To recipient gets their own message**: merge fields (`{{ contact.first_name }}`)
-resolve for that person, and nobody sees who else was written to; Cc and Bcc recipients are
-copied onto each. The body is plain text, or rich text (HTML from the editor, sanitized; the
-text part is then generated from it), and may come from a saved template.
+It sends in one of two ways (issue 8 §6):
+
+- **one email to all recipients** (the default, what any mail program does): To holds every
+  To recipient, who see each other and the Cc; Cc and Bcc get the email once. A merge field
+  about the recipient (`{{ contact.first_name }}`) names the one To recipient, so with
+  several it is refused, naming the fields and the way out;
+- **individually** (`is_individual`, a mail merge): each To recipient gets their own email
+  with their own merge fields and sees only their own address. Each of those emails carries
+  the Cc and Bcc, as Cc means "the recipient sees who else is in the conversation": a Cc'd
+  colleague gets one copy per To recipient, which `compose_plan` lets the page say before Send.
+
+The body is plain text, or rich text (HTML from the editor, sanitized; the text part is then
+generated from it), and may come from a saved template.
 
 The API is a system naming what it sends: one message to all its recipients, its subject and
 body as given, or a saved template filled from its `data` exactly as Contact Email fills it.
@@ -29,16 +38,22 @@ from django.utils import timezone
 from postroom.accounts.models import User
 from postroom.company.selectors import company_get
 from postroom.compose.email_templates import email_template_get_by_ref
-from postroom.compose.html import html_document, html_is_blank, html_sanitize, html_to_text
+from postroom.compose.html import html_is_blank, html_sanitize
 from postroom.compose.merge_fields import merge_context, merge_schema
 from postroom.compose.models import EmailTemplate
 from postroom.compose.recipients import (
     Addressee,
+    ComposePlan,
     RecipientInput,
-    address_list,
     addressee_list,
+    recipients_plan,
 )
-from postroom.compose.templating import CompiledLetter, letter_compile
+from postroom.compose.templating import (
+    RenderedBody,
+    body_render,
+    letter_check_shared,
+    letter_compile,
+)
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import Address
 from postroom.mail.header_text import check_header_text
@@ -47,14 +62,15 @@ from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Lane, Message, Source
 from postroom.outbox.send_as import SenderChoice, send_as_apply, user_address
 
-# A person writes to a few people at a time. More To recipients than this (one message
-# each) is a mailing, which belongs in a campaign, with its unsubscribe link and throttling.
+# A person writes to a few people at a time. More To recipients than this (in one email, or
+# one email each) is a mailing, which belongs in a campaign, with its unsubscribe link and
+# throttling.
 MAX_TO_RECIPIENTS = 100
-# Cc and Bcc are copied onto every message: the same bound for each field.
+# Cc and Bcc may be on every email of a compose: the same bound for each field.
 MAX_COPY_RECIPIENTS = 100
-# Each To recipient's message stores its own copy of the attachments. One compose writes at
-# most this many full-size messages' worth into the outbox (250 MB with the default 25 MB
-# limit); sending a big file to many people is what a link is for.
+# Sent individually, each To recipient's email stores its own copy of the attachments. One
+# compose writes at most this many full-size messages' worth into the outbox (250 MB with the
+# default 25 MB limit); sending a big file to many people is what a link is for.
 MAX_ATTACHMENT_COPIES_IN_MESSAGES = 10
 # What makes a form's "send" key: a UUID's hex digits (the compose page makes one per form).
 _SEND_KEY = re.compile(r"[0-9a-f]{32}")
@@ -64,7 +80,13 @@ _SEND_KEY = re.compile(r"[0-9a-f]{32}")
 class ComposeRules:
     """How one channel's request is read."""
 
-    is_message_per_to: bool  # each To recipient gets their own message, named as their contact
+    # The request may ask for one email per To recipient (`is_individual`). The channel's
+    # idempotency key is then numbered per email, in both ways of sending, so that a form
+    # sent again the other way conflicts with the first instead of sending twice.
+    can_send_individually: bool
+    # An address that belongs to a contact is that contact (its name in the header, its merge
+    # fields), and the same address is kept once; else the addresses are used as given.
+    is_addressed_to_contacts: bool
     is_written_merged: bool  # the subject and body as written are merge templates
     is_template_exclusive: bool  # a template with a written subject or body is refused
     is_content_required: bool  # a subject, and a body or a file, must be there
@@ -72,10 +94,13 @@ class ComposeRules:
     max_copies: int | None
     template_field_prefix: str  # how errors in a saved template's parts name them
     values_field: str  # the field blamed when a merged value puts a line break in the subject
+    # What to do when contact fields meet an email with several To recipients.
+    shared_contact_advice: str
 
 
 CONTACT_EMAIL = ComposeRules(
-    is_message_per_to=True,
+    can_send_individually=True,
+    is_addressed_to_contacts=True,
     is_written_merged=True,
     is_template_exclusive=False,
     is_content_required=True,
@@ -83,9 +108,14 @@ CONTACT_EMAIL = ComposeRules(
     max_copies=MAX_COPY_RECIPIENTS,
     template_field_prefix="",
     values_field="subject",
+    shared_contact_advice=(
+        'Choose "Individually" to give each To recipient their own email with their own '
+        "merge fields, or take the field out."
+    ),
 )
 API_MESSAGE = ComposeRules(
-    is_message_per_to=False,
+    can_send_individually=False,
+    is_addressed_to_contacts=False,
     is_written_merged=False,
     is_template_exclusive=True,
     is_content_required=False,
@@ -93,6 +123,9 @@ API_MESSAGE = ComposeRules(
     max_copies=None,
     template_field_prefix="template.",
     values_field="data",
+    shared_contact_advice=(
+        "Send one request per recipient, or give the values as `contact` in data."
+    ),
 )
 RULES = {Source.COMPOSE: CONTACT_EMAIL, Source.API: API_MESSAGE}
 
@@ -103,8 +136,9 @@ class ComposeRequest:
 
     `source` is the channel (Source.COMPOSE for the Contact Email page, Source.API) and picks
     its `ComposeRules`. `user` is who writes; `from_` None means the user's own address.
-    `idempotency_key` is the key as stored; with one message per To recipient, each message
-    gets it with ":<n>" appended.
+    `is_individual` asks for one email per To recipient instead of one email to all (the
+    page's choice; the API sends one). `idempotency_key` is the key as stored; where the rules
+    number it, each email gets it with ":<n>" appended.
     """
 
     source: Source
@@ -124,14 +158,20 @@ class ComposeRequest:
     lane: Lane = Lane.TRANSACTIONAL
     not_before_at: dt.datetime | None = None
     idempotency_key: str | None = None
+    is_individual: bool = False
 
 
 @dataclass(frozen=True)
 class ComposedMessage:
     """One message of a compose, as written: From is the writer's address."""
 
-    addressee: Addressee | None  # its To recipient, when it has exactly one
+    addressees: tuple[Addressee, ...]  # its To recipients (the API's: only when merged)
     email: OutgoingEmail
+
+    @property
+    def addressee(self) -> Addressee | None:
+        """Its To recipient, when it has exactly one: whom `contact` names."""
+        return self.addressees[0] if len(self.addressees) == 1 else None
 
 
 def compose_form_key(*, key: str | None) -> str | None:
@@ -151,9 +191,9 @@ def message_compose(*, request: ComposeRequest) -> list[Message]:
     bad address, a template error, a missing subject, attachments over the size limit.
     A message queued before with the same idempotency key comes back with `is_replay`.
     """
-    composed = _prepare(request)
+    _, composed = _prepare(request)
     key = request.idempotency_key
-    is_numbered = RULES[request.source].is_message_per_to
+    is_numbered = RULES[request.source].can_send_individually
     with transaction.atomic():
         return [
             message_enqueue(
@@ -170,8 +210,10 @@ def message_compose(*, request: ComposeRequest) -> list[Message]:
 
 @dataclass(frozen=True)
 class ComposePreview:
-    """The exact message one To recipient would get, and the subject each of them gets."""
+    """The exact message one To recipient would get (or the one email to all), and the subject
+    each email gets."""
 
+    plan: ComposePlan
     composed: list[ComposedMessage]
     index: int  # 0-based, into `composed`
     choice: SenderChoice  # the shown message as the send-as policy sends it
@@ -180,12 +222,15 @@ class ComposePreview:
 
     @property
     def shown(self) -> ComposedMessage:
-        return ComposedMessage(self.composed[self.index].addressee, self.choice.email)
+        return ComposedMessage(self.composed[self.index].addressees, self.choice.email)
 
 
 def message_compose_preview(*, request: ComposeRequest, number: int = 1) -> ComposePreview:
-    """Build, without queueing, the message of To recipient `number` (1-based)."""
-    composed = _prepare(request)
+    """Build, without queueing, the message of To recipient `number` (1-based) when sending
+    individually, or the one email to all (whatever the number)."""
+    plan, composed = _prepare(request)
+    if not request.is_individual:
+        number = 1
     if not 1 <= number <= len(composed):
         raise ValidationError(
             f"There {'is' if len(composed) == 1 else 'are'} {len(composed)} To "
@@ -205,6 +250,7 @@ def message_compose_preview(*, request: ComposeRequest, number: int = 1) -> Comp
         ).raw
 
     return ComposePreview(
+        plan=plan,
         composed=composed,
         index=number - 1,
         choice=choice,
@@ -225,53 +271,6 @@ class _Content:
     html: str | None
     is_merged: bool
     is_from_template: bool
-
-
-@dataclass(frozen=True)
-class _Recipients:
-    """Who gets which message: one group per message, and the copies every message gets."""
-
-    groups: list[tuple[Addressee | None, list[Address]]]  # (the sole To, the To header)
-    cc: list[Address]
-    bcc: list[Address]
-
-
-def _prepare(request: ComposeRequest) -> list[ComposedMessage]:
-    """Check the request and build its messages (one per To recipient, or one)."""
-    rules = RULES[request.source]
-    if request.from_ is not None:
-        from_ = request.from_
-    elif request.user is not None:
-        # A clear error first: mail to contacts comes from the user's address.
-        from_ = user_address(request.user)
-    else:
-        raise ValidationError("Say who the email is from.", field="from")
-    content = _content(request, rules)
-    _check_attachments(request.attachments)
-    recipients = _recipients(request, rules, is_merged=content.is_merged)
-    if rules.is_message_per_to:
-        _check_attachment_copies(request.attachments, len(recipients.groups))
-    if rules.is_content_required:
-        _check_written(content, request.attachments)
-    bodies = _bodies(request, rules, content, recipients, from_=from_)
-    return [
-        ComposedMessage(
-            addressee,
-            OutgoingEmail(
-                from_=from_,
-                to=to,
-                cc=recipients.cc,
-                bcc=recipients.bcc,
-                reply_to=list(request.reply_to),
-                subject=body.subject,
-                text=body.text,
-                html=body.html,
-                attachments=list(request.attachments),
-                headers=dict(request.headers or {}),
-            ),
-        )
-        for (addressee, to), body in zip(recipients.groups, bodies, strict=True)
-    ]
 
 
 def _content(request: ComposeRequest, rules: ComposeRules) -> _Content:
@@ -321,33 +320,85 @@ def _template(template: EmailTemplate | str) -> EmailTemplate:
     return email_template_get_by_ref(ref=template, field="template")
 
 
-def _recipients(request: ComposeRequest, rules: ComposeRules, *, is_merged: bool) -> _Recipients:
-    if rules.is_message_per_to:
-        to = addressee_list(request.to, kind="To", field="to", limit=rules.max_to)
-        cc = addressee_list(request.cc, kind="Cc", field="cc", limit=rules.max_copies)
-        bcc = addressee_list(request.bcc, kind="Bcc", field="bcc", limit=rules.max_copies)
-        if not to:
-            raise ValidationError(
-                "Add at least one To recipient: each To recipient gets their own message, and "
-                "Cc and Bcc are copied onto each.",
-                field="to",
-            )
-        return _Recipients(
-            groups=[(addressee, [addressee.address]) for addressee in to],
-            cc=[item.address for item in cc],
-            bcc=[item.address for item in bcc],
+def _prepare(request: ComposeRequest) -> tuple[ComposePlan, list[ComposedMessage]]:
+    """Check the request and build its emails: one to all, or one per To recipient."""
+    rules = RULES[request.source]
+    if request.from_ is not None:
+        from_ = request.from_
+    elif request.user is not None:
+        # A clear error first: mail to contacts comes from the user's address.
+        from_ = user_address(request.user)
+    else:
+        raise ValidationError("Say who the email is from.", field="from")
+    content = _content(request, rules)
+    _check_attachments(request.attachments)
+    plan = _plan(request, rules)
+    _check_plan(plan)
+    if plan.is_individual:
+        _check_attachment_copies(request.attachments, plan.messages)
+    if rules.is_content_required:
+        _check_written(content, request.attachments)
+    groups = plan.groups()
+    bodies = _bodies(request, rules, content, groups)
+    return plan, [
+        ComposedMessage(
+            group,
+            OutgoingEmail(
+                from_=from_,
+                to=[addressee.address for addressee in group],
+                cc=[addressee.address for addressee in plan.cc],
+                bcc=[addressee.address for addressee in plan.bcc],
+                reply_to=list(request.reply_to),
+                subject=body.subject,
+                text=body.text,
+                html=body.html,
+                attachments=list(request.attachments),
+                headers=dict(request.headers or {}),
+            ),
         )
-    # One message to every address as given; its one To recipient, if it has exactly one,
-    # is `contact` in merge fields.
-    to_addresses = address_list(request.to, kind="To", field="to")
-    sole = None
-    if is_merged and len(to_addresses) == 1:
-        sole = addressee_list(to_addresses, kind="To", field="to", limit=1)[0]
-    return _Recipients(
-        groups=[(sole, to_addresses)],
-        cc=address_list(request.cc, kind="Cc", field="cc"),
-        bcc=address_list(request.bcc, kind="Bcc", field="bcc"),
+        for group, body in zip(groups, bodies, strict=True)
+    ]
+
+
+def compose_plan(
+    *,
+    to: Sequence[RecipientInput],
+    cc: Sequence[RecipientInput],
+    bcc: Sequence[RecipientInput],
+    is_individual: bool,
+) -> ComposePlan:
+    """What Send on the Contact Email page will do with these recipients: how many emails,
+    and how many copies each Cc and Bcc recipient gets. Raises ValidationError for an address
+    that is not one, or too many."""
+    request = ComposeRequest(
+        source=Source.COMPOSE, user=None, to=to, cc=cc, bcc=bcc, is_individual=is_individual
     )
+    return _plan(request, CONTACT_EMAIL)
+
+
+def _plan(request: ComposeRequest, rules: ComposeRules) -> ComposePlan:
+    if request.is_individual and not rules.can_send_individually:
+        raise ValueError(f"{request.source} sends one email to all its recipients")
+    return recipients_plan(
+        to=request.to,
+        cc=request.cc,
+        bcc=request.bcc,
+        is_individual=request.is_individual,
+        is_addressed_to_contacts=rules.is_addressed_to_contacts,
+        max_to=rules.max_to,
+        max_copies=rules.max_copies,
+    )
+
+
+def _check_plan(plan: ComposePlan) -> None:
+    if plan.is_individual and not plan.to:
+        raise ValidationError(
+            "Add at least one To recipient: each To recipient gets their own email, and the "
+            "Cc and Bcc are on each.",
+            field="to",
+        )
+    if not plan.messages:
+        raise ValidationError("Add at least one recipient (To, Cc or Bcc).", field="to")
 
 
 def _check_written(content: _Content, attachments: Sequence[Attachment]) -> None:
@@ -358,25 +409,16 @@ def _check_written(content: _Content, attachments: Sequence[Attachment]) -> None
         raise ValidationError("Write a message, or attach a file.", field="body")
 
 
-@dataclass(frozen=True)
-class RenderedBody:
-    subject: str
-    text: str | None  # None: no such part
-    html: str | None  # the HTML part's whole document
-
-
 def _bodies(
     request: ComposeRequest,
     rules: ComposeRules,
     content: _Content,
-    recipients: _Recipients,
-    *,
-    from_: Address,
+    groups: list[tuple[Addressee, ...]],
 ) -> list[RenderedBody]:
-    """Each message's subject and body: merged for its To recipient, or as written."""
+    """Each email's subject and body: merged for its To recipient, or as written."""
     if not content.is_merged:
         body = RenderedBody(content.subject, content.text, content.html)
-        return [body] * len(recipients.groups)
+        return [body] * len(groups)
     data = request.data or {}
     schema = merge_schema(data)
     compiled = letter_compile(
@@ -387,6 +429,9 @@ def _bodies(
         fields=schema,
         field_prefix=rules.template_field_prefix if content.is_from_template else "",
     )
+    shared = [group for group in groups if len(group) != 1]
+    if shared and "contact" not in data:  # data's own `contact` is the same for everyone
+        letter_check_shared(compiled, to_count=len(shared[0]), advice=rules.shared_contact_advice)
     if request.from_ is not None:
         sender = {"name": request.from_.display_name, "email": request.from_.addr_spec}
     else:
@@ -394,40 +439,39 @@ def _bodies(
         sender = {"name": request.user.name, "email": request.user.email}
     company_name = company_get().name
     bodies = []
-    for addressee, to in recipients.groups:
+    for group in groups:
         context = merge_context(
-            addressee=addressee, sender=sender, company_name=company_name, data=data
+            addressee=_merge_addressee(group, rules),
+            sender=sender,
+            company_name=company_name,
+            data=data,
         )
-        body = body_render(compiled, context, subject_field=rules.values_field)
+        body = body_render(
+            compiled,
+            context,
+            max_chars=settings.POSTROOM_MAX_MESSAGE_BYTES,
+            subject_field=rules.values_field,
+        )
         if rules.is_content_required and not body.subject:
+            whom = f" for {group[0].address.addr_spec}" if len(group) == 1 else ""
             raise ValidationError(
-                f"The subject is empty for {to[0].addr_spec} once its merge fields are filled "
-                "in; write some text around them.",
+                f"The subject is empty{whom} once its merge fields are filled in; write some "
+                "text around them.",
                 field="subject",
             )
         bodies.append(body)
     return bodies
 
 
-def body_render(
-    compiled: CompiledLetter, context: Mapping[str, Any], *, subject_field: str = "subject"
-) -> RenderedBody:
-    """Render subject and body for one recipient. The HTML is sanitized after rendering too
-    (a value could hold a link), and without a text body the text part is generated.
-
-    A subject a value put a line break in is refused (header injection), as `subject_field`:
-    the field whose values are at fault.
-    """
-    rendered = compiled.render(context, max_chars=settings.POSTROOM_MAX_MESSAGE_BYTES)
-    subject = rendered.subject.strip()
-    check_header_text(subject, label="Subject", what="the subject", field=subject_field)
-    html = (
-        html_sanitize(rendered.html) if rendered.html and not html_is_blank(rendered.html) else ""
-    )
-    text = rendered.text if rendered.text.strip() else (html_to_text(html) if html else "")
-    return RenderedBody(
-        subject=subject, text=text or None, html=html_document(html) if html else None
-    )
+def _merge_addressee(group: tuple[Addressee, ...], rules: ComposeRules) -> Addressee | None:
+    """Whom `contact` names in an email: its one To recipient, as a contact when it is one
+    (the API's addresses are looked up only here, where a template needs them)."""
+    if len(group) != 1:
+        return None
+    (addressee,) = group
+    if addressee.contact is None and not rules.is_addressed_to_contacts:
+        return addressee_list([addressee.address], kind="To", field="to", limit=1)[0]
+    return addressee
 
 
 def _check_attachments(attachments: Sequence[Attachment]) -> None:

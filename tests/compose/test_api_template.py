@@ -192,3 +192,25 @@ def test_a_template_with_a_sandbox_escape_is_a_400_not_a_500(api: ApiClient, ali
     error = error_of(api.post(SEND, {"to": ["bob@example.org"], "template": "old"}))
     assert error["code"] == "invalid_template" and error["field"] == "template.subject"
     assert "not allowed" in error["message"]
+
+
+def test_contact_fields_with_several_to_recipients_are_a_400_as_on_the_compose_page(
+    api: ApiClient, quote: EmailTemplate
+) -> None:
+    # One email to all, as Contact Email's default: `contact` names the one To recipient, and
+    # a silent blank for each of several would be a wrong letter, not a missing value.
+    error = error_of(
+        api.post(
+            SEND,
+            {
+                "to": ["a@example.org", "b@example.org"],
+                "template": "Quote follow-up",
+                "data": {"order": {"number": "1", "total": "2"}},
+            },
+        )
+    )
+    assert error["code"] == "invalid_template" and error["field"] == "template.subject"
+    assert "{{ contact.first_name }}, {{ contact.email }}" in error["message"]
+    assert "one email to 2 To recipients" in error["message"]
+    assert "one request per recipient" in error["message"]
+    assert not Message.objects.exists()

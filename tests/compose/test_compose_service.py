@@ -1,5 +1,6 @@
-"""message_compose from the Contact Email page: one message per To recipient, merge fields,
-Cc/Bcc, attachments, the send-as policy, templates, and every way the input can be wrong."""
+"""message_compose from the Contact Email page: merge fields, Cc/Bcc, attachments, the send-as
+policy, templates, and every way the input can be wrong. The two ways to send (one email to
+all, individually) are tests/compose/test_compose_modes.py."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def test_each_to_contact_gets_their_own_message_with_their_merge_fields(
 ) -> None:
     messages = send(
         alice,
+        is_individual=True,
         to=[ann, bob],
         cc=["Carol <carol@partner.example>"],
         bcc=["audit@acme.example"],
@@ -144,7 +146,7 @@ def test_attachments_are_attached_to_every_message(
     company: Company, alice: User, ann: Contact, bob: Contact
 ) -> None:
     pdf = Attachment(filename="quote 1042.pdf", content_type="application/pdf", data=b"%PDF-1.7")
-    messages = send(alice, to=[ann, bob], attachments=[pdf])
+    messages = send(alice, to=[ann, bob], attachments=[pdf], is_individual=True)
     for message in messages:
         (attachment,) = list(parsed(message).iter_attachments())
         assert attachment.get_filename() == "quote 1042.pdf"
@@ -173,9 +175,9 @@ def test_one_big_file_to_many_recipients_is_refused(
     )
     to = [f"p{index}@example.org" for index in range(12)]
     with pytest.raises(ValidationError) as caught:
-        send(alice, to=to, attachments=[file])
+        send(alice, to=to, attachments=[file], is_individual=True)
     assert caught.value.field == "attachments" and "own copy" in caught.value.message
-    assert len(send(alice, to=to[:10], attachments=[file])) == 10
+    assert len(send(alice, to=to[:10], attachments=[file], is_individual=True)) == 10
 
 
 @pytest.mark.parametrize(
@@ -203,8 +205,8 @@ def test_header_injection_through_a_recipient_name_is_refused(
 @pytest.mark.parametrize(
     ("kwargs", "field", "words"),
     [
-        ({"to": []}, "to", "at least one To recipient"),
-        ({"to": [], "cc": ["x@example.org"]}, "to", "Cc and Bcc are copied"),
+        ({"to": []}, "to", "at least one recipient"),
+        ({"to": [], "cc": ["x@example.org"], "is_individual": True}, "to", "Cc and Bcc are"),
         ({"to": ["not an address"]}, "to", "Recipient 1 (To)"),
         ({"to": ["ok@example.org"], "cc": ["ok@example.org", "@bad"]}, "cc", "Recipient 2 (Cc)"),
         ({"to": ["ok@example.org"], "subject": " "}, "subject", "Write a subject"),
@@ -301,7 +303,12 @@ def test_a_preview_builds_the_message_of_one_recipient_and_queues_nothing(
     company: Company, alice: User, ann: Contact, bob: Contact
 ) -> None:
     preview = compose_preview(
-        user=alice, to=[ann, bob], subject="Hi {{ contact.first_name }}", text="x", number=2
+        user=alice,
+        to=[ann, bob],
+        subject="Hi {{ contact.first_name }}",
+        text="x",
+        number=2,
+        is_individual=True,
     )
     assert [item.email.subject for item in preview.composed] == ["Hi Ann", "Hi Bob"]
     assert preview.shown.addressee.contact == bob
@@ -309,7 +316,9 @@ def test_a_preview_builds_the_message_of_one_recipient_and_queues_nothing(
     assert mail["Subject"] == "Hi Bob" and mail["To"] == "Bob Stone <Bob@initech.example>"
     assert not Message.objects.exists()
     with pytest.raises(ValidationError, match="preview number 1 to 2"):
-        compose_preview(user=alice, to=[ann, bob], subject="Hi", text="x", number=3)
+        compose_preview(
+            user=alice, to=[ann, bob], subject="Hi", text="x", number=3, is_individual=True
+        )
 
 
 @pytest.mark.parametrize(

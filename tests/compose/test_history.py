@@ -89,7 +89,13 @@ def test_sent_lists_only_the_users_own_mail_even_for_administrators(
     company: Company, alice: User, ann: Contact
 ) -> None:
     root = admin_make("root", email="root@acme.example")
-    mine = write(alice, [ann, "x@example.org"], "Mine", cc=["c1@example.org", "c2@example.org"])
+    mine = write(
+        alice,
+        [ann, "x@example.org"],
+        "Mine",
+        cc=["c1@example.org", "c2@example.org"],
+        is_individual=True,
+    )
     write(root, [ann], "Root's")
     page = sent_page(user=alice)
     assert [m.subject for m in page.messages] == ["Mine", "Mine"]

@@ -111,7 +111,7 @@ def test_every_role_composes_and_sends(role: str, ann: Contact) -> None:
     user = user_make(f"u-{role}", role=role, email=f"{role}@acme.example")
     client = client_for(user)
     page = client.get("/compose/").content.decode()
-    assert "Each To recipient gets their own message" in page
+    assert "One email to all recipients" in page
     response = client.post("/compose/", form(to=ann.email))
     assert response.status_code == 302, field_errors(response.content.decode())
     (message,) = Message.objects.all()
@@ -178,7 +178,11 @@ def test_sending_queues_one_message_per_to_and_confirms_with_links(
 ) -> None:
     response = staff.post(
         "/compose/",
-        form(to=f"Ann Lee <{ann.email}>, {bob.email}", cc="carol@partner.example"),
+        form(
+            to=f"Ann Lee <{ann.email}>, {bob.email}",
+            cc="carol@partner.example",
+            delivery="individually",
+        ),
     )
     assert response.status_code == 302
     first, second = Message.objects.order_by("id")
@@ -186,15 +190,18 @@ def test_sending_queues_one_message_per_to_and_confirms_with_links(
     assert [first.subject, second.subject] == ["Hello Ann", "Hello Bob"]
     page = staff.get(response["Location"]).content.decode()
     assert "2 messages queued in the outbox." in page
+    assert "2 emails, one per To recipient, in the outbox" in page
     assert f'href="/outbox/{first.pk}/"' in page and f'href="/outbox/{second.pk}/"' in page
     assert f'href="/contacts/{ann.pk}/"' in page and f'href="/contacts/{bob.pk}/"' in page
     # Submitting the same form again (a double click) queues nothing more.
-    again = form(to=f"{ann.email}, {bob.email}", cc="carol@partner.example")
+    again = form(
+        to=f"{ann.email}, {bob.email}", cc="carol@partner.example", delivery="individually"
+    )
     assert staff.post("/compose/", again).status_code == 302
     assert Message.objects.count() == 2
     # The same form sent back changed (the browser's Back button keeps it) is not taken for
     # the first one: the page says so, and queues nothing.
-    changed = staff.post("/compose/", form(to=f"{ann.email}, {bob.email}"))
+    changed = staff.post("/compose/", form(to=f"{ann.email}, {bob.email}", delivery="individually"))
     assert changed.status_code == 200
     assert "This form was sent before" in changed.content.decode()
     assert Message.objects.count() == 2
@@ -303,6 +310,7 @@ def test_the_preview_shows_the_exact_message_for_one_recipient_and_queues_nothin
             text="",
             html="<p>Dear {{ contact.first_name }}</p>",
             preview="2",
+            delivery="individually",
             attachments=SimpleUploadedFile("q.pdf", b"%PDF", content_type="application/pdf"),
         ),
     )
@@ -333,7 +341,7 @@ def test_a_preview_with_errors_lists_them(staff: Client) -> None:
     page = staff.post("/compose/preview/", form(to="nobody")).content.decode()
     assert "Nothing to preview yet" in page and "Recipient 1 (To)" in html.unescape(page)
     page = staff.post("/compose/preview/", form(to="")).content.decode()
-    assert "at least one To recipient" in page
+    assert "at least one recipient" in page
 
 
 def test_the_preview_is_post_only(staff: Client) -> None:
@@ -455,3 +463,183 @@ def test_the_contact_page_shows_the_history_with_each_status(staff: Client, ann:
     # Someone else sees the entry, without a link to alice's message.
     other = client_for(user_make("sam")).get(f"/contacts/{ann.pk}/").content.decode()
     assert "Hello Ann" in other and f'href="/outbox/{message.pk}/"' not in other
+
+
+# One email to all, or individually (issue 8 §6).
+
+
+@pytest.fixture
+def cleo() -> Contact:
+    return services.contact_create(
+        actor=None, email="cleo@umbrella.example", first_name="Cleo", last_name="Park"
+    )
+
+
+def plan_text(page: str) -> str:
+    found = re.search(r'<p class="send-plan"[^>]*>(.*?)</p>', page, re.DOTALL)
+    assert found is not None, "the page says what Send will do"
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).split())
+
+
+def test_the_page_offers_one_email_to_all_by_default_and_individually(staff: Client) -> None:
+    page = staff.get("/compose/").content.decode()
+    assert re.search(r'<input type="radio" name="delivery" value="together"[^>]* checked>', page)
+    assert re.search(r'<input type="radio" name="delivery" value="individually"[^>]*>', page)
+    assert "Individually (one email each, with their own merge fields)" in page
+    assert "a Cc'd colleague receives one copy per To recipient" in page
+    assert "need “Individually” when there are several To recipients" in page
+    assert plan_text(page) == "Add a recipient."
+    individually = staff.get("/compose/?delivery=individually").content.decode()
+    assert re.search(r'value="individually"[^>]* checked>', individually)
+
+
+def test_send_and_preview_are_in_the_action_bar_with_what_send_will_do(
+    staff: Client, ann: Contact, bob: Contact
+) -> None:
+    page = staff.get(f"/compose/?contact={ann.pk}&contact={bob.pk}").content.decode()
+    bar = page[page.index('class="compose-actions"') :]
+    assert 'value="send" aria-keyshortcuts="Control+Enter"' in bar
+    assert 'value="preview" formaction="/compose/preview/"' in bar
+    assert plan_text(page) == (
+        "One email to 2 recipients: everyone in To and Cc sees who else got it."
+    )
+
+
+def test_one_email_to_all_queues_one_message_to_everyone_and_confirms_it(
+    staff: Client, ann: Contact, bob: Contact, cleo: Contact
+) -> None:
+    response = staff.post(
+        "/compose/",
+        form(
+            to=f"{ann.email}\n{bob.email}\n{cleo.email}",
+            cc="Carol <carol@partner.example>",
+            bcc="audit@acme.example",
+            subject="Meeting on Monday",
+            text="Dear all,\n",
+        ),
+    )
+    assert response.status_code == 302, field_errors(response.content.decode())
+    message = Message.objects.get()
+    raw = bytes(message.raw or b"").decode()
+    assert (
+        "To: Ann Lee <ann@globex.example>, Bob Stone <bob@initech.example>,\r\n"
+        " Cleo Park <cleo@umbrella.example>\r\n"
+    ) in raw
+    assert "Cc: Carol <carol@partner.example>\r\n" in raw and "audit@" not in raw
+    page = staff.get(response["Location"]).content.decode()
+    assert "1 message queued in the outbox." in page and "1 email in the outbox" in page
+    assert 'carol@partner.example <small class="muted">(Cc)</small>' in page
+    assert 'audit@acme.example <small class="muted">(Bcc)</small>' in page
+    for contact in (ann, bob, cleo):
+        assert f'href="/contacts/{contact.pk}/"' in page
+        history = staff.get(f"/contacts/{contact.pk}/").content.decode()
+        assert "Meeting on Monday" in history[history.index('id="history-title"') :]
+
+
+def test_contact_fields_in_one_email_to_several_come_back_naming_them_and_the_way_out(
+    staff: Client, ann: Contact, bob: Contact
+) -> None:
+    response = staff.post(
+        "/compose/",
+        form(to=f"{ann.email}, {bob.email}", subject="Hello", text="Dear {{ contact.name }},"),
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    errors = field_errors(page)
+    assert "{{ contact.name }}" in errors and "one email to 2 To recipients" in errors
+    assert 'Choose "Individually"' in errors
+    summary = page[page.index('id="compose-errors"') : page.index("</ul>")]
+    assert "Nothing was sent." in summary and 'href="#message-body"' in summary
+    assert "Nothing was sent: see the problems" in page
+    assert re.search(r'value="together"[^>]* checked>', page), "the choice is kept"
+    assert not Message.objects.exists()
+    # Individually, the same letter goes out, one email each.
+    assert (
+        staff.post(
+            "/compose/",
+            form(
+                to=f"{ann.email}, {bob.email}",
+                text="Dear {{ contact.first_name }},",
+                delivery="individually",
+            ),
+        ).status_code
+        == 302
+    )
+    assert sorted(Message.objects.values_list("subject", flat=True)) == ["Hello Ann", "Hello Bob"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"delivery": "together"}, "One email to 4 recipients: everyone in To and Cc sees who "
+         "else got it."),
+        ({"delivery": "together", "cc": "", "to": "ann@globex.example", "bcc": "x@y.example"},
+         "One email to 2 recipients: Bcc stays hidden."),
+        ({"delivery": "individually"}, "3 emails, one per To recipient: each sees only their "
+         "own address. Carol (Cc) will receive 3 copies, one of each email."),
+        ({"delivery": "individually", "bcc": "audit@acme.example"}, "3 emails, one per To "
+         "recipient: each sees only their own address. Carol (Cc) and audit@acme.example "
+         "(Bcc) will each receive 3 copies, one of each email."),
+        ({"delivery": "individually", "cc": "a@x.example, b@x.example, c@x.example, d@x.example"},
+         "3 emails, one per To recipient: each sees only their own address. a@x.example (Cc), "
+         "b@x.example (Cc), c@x.example (Cc) and 1 more will each receive 3 copies, one of "
+         "each email."),
+        ({"delivery": "individually", "to": ""}, "Add a To recipient: each gets their own email."),
+        ({"cc": "carol@@partner.example"}, "Recipient 1 (Cc): "),
+    ],
+)  # fmt: skip
+def test_what_send_will_do_is_said_as_the_recipients_are_typed(
+    staff: Client, ann: Contact, bob: Contact, cleo: Contact, fields: dict[str, str], said: str
+) -> None:
+    data = {
+        "to": "ann@globex.example\nBOB@initech.example\nCleo <cleo@umbrella.example>",
+        "cc": "Carol <carol@partner.example>",
+        "bcc": "",
+        **fields,
+    }
+    response = staff.post("/compose/plan/", data)
+    assert response.status_code == 200
+    assert plan_text(response.content.decode()).startswith(said)
+
+
+def test_what_send_will_do_needs_a_login_and_the_csrf_token(alice: User) -> None:
+    assert Client().post("/compose/plan/", {"to": "a@x.example"}).status_code == 302
+    assert client_for(alice, csrf=True).post("/compose/plan/", {}).status_code == 403
+    assert client_for(alice).get("/compose/plan/").status_code == 405
+
+
+def test_the_preview_of_one_email_to_all_shows_everyone_in_to(
+    staff: Client, ann: Contact, bob: Contact
+) -> None:
+    page = staff.post(
+        "/compose/preview/",
+        form(
+            to=f"{ann.email}\n{bob.email}", cc="carol@partner.example", subject="Hi all", text="x"
+        ),
+    ).content.decode()
+    assert "One email to all recipients" in page and "The email" in page
+    assert (
+        "<dt>To</dt><dd>Ann Lee &lt;ann@globex.example&gt;, Bob Stone &lt;bob@initech.example"
+        "&gt;</dd>"
+    ) in page
+    assert "<dt>Cc</dt><dd>carol@partner.example</dd>" in page
+    assert "One email to 3 recipients" in plan_text(page)
+    assert not Message.objects.exists()
+
+
+def test_the_preview_sent_individually_says_how_many_copies_the_cc_gets(
+    staff: Client, ann: Contact, bob: Contact
+) -> None:
+    page = staff.post(
+        "/compose/preview/",
+        form(to=f"{ann.email}\n{bob.email}", cc="Carol <carol@partner.example>",
+             delivery="individually"),
+    ).content.decode()  # fmt: skip
+    assert "2 emails, one per To recipient" in page and "Message to ann@globex.example" in page
+    assert "Carol (Cc) will receive 2 copies, one of each email." in plan_text(page)
+
+
+def test_sent_marks_the_cc_and_bcc_of_a_group_email(staff: Client, ann: Contact) -> None:
+    staff.post("/compose/", form(to=ann.email, cc="carol@partner.example"))
+    page = staff.get("/sent/").content.decode()
+    assert 'carol@partner.example <small class="muted">(Cc)</small>' in page

@@ -32,11 +32,19 @@ RECIPIENTS_MAX_LENGTH = 100 * 998
 _ERROR_FIELDS = {"html": "text", "body": "text", "attachments": "attachments"}
 
 MERGE_HELP = (
-    "Merge fields are filled in for each To recipient: {{ contact.first_name }}, "
-    "{{ contact.last_name }}, {{ contact.name }}, {{ contact.email }}, {{ contact.company }}, "
-    "{{ user.name }}, {{ user.email }}, {{ company.name }}. A fallback for an empty one: "
-    '{{ contact.first_name or "there" }}.'
+    "Merge fields: {{ contact.first_name }}, {{ contact.last_name }}, {{ contact.name }}, "
+    "{{ contact.email }}, {{ contact.company }} (the To recipient's: with several, send "
+    "Individually), {{ user.name }}, {{ user.email }}, {{ company.name }}. A fallback for an "
+    'empty one: {{ contact.first_name or "there" }}.'
 )
+# The two ways to send (postroom.compose.services): one email to all is what a mail program
+# does, so it is the default; individually is a mail merge.
+TOGETHER = "together"
+INDIVIDUALLY = "individually"
+DELIVERY_CHOICES = [
+    (TOGETHER, "One email to all recipients"),
+    (INDIVIDUALLY, "Individually (one email each, with their own merge fields)"),
+]
 
 
 def add_compose_error(form: forms.Form, error: PostroomError) -> None:
@@ -126,13 +134,25 @@ class _BodyFields(forms.Form):
 
 class ComposeForm(_BodyFields):
     key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=32)
+    # Not required: a form from before the choice existed (or without it) sends one email.
+    delivery = forms.ChoiceField(
+        label="Send as",
+        choices=DELIVERY_CHOICES,
+        initial=TOGETHER,
+        required=False,
+        widget=forms.RadioSelect,
+    )
     to = _recipients_field(
         "To",
         "One address per line, or separated by commas: ann@example.com or "
-        "Ann Smith &lt;ann@example.com&gt;. Each To recipient gets their own message.",
+        "Ann Smith &lt;ann@example.com&gt;.",
     )
-    cc = _recipients_field("Cc", "Copied onto every message.")
-    bcc = _recipients_field("Bcc", "Copied onto every message, hidden from the other recipients.")
+    cc = _recipients_field(
+        "Cc", "Sees the email and who it went to. Sent individually: on each email."
+    )
+    bcc = _recipients_field(
+        "Bcc", "Hidden from the other recipients. Sent individually: on each email."
+    )
     template = forms.ModelChoiceField(
         label="Template",
         queryset=EmailTemplate.objects.order_by("name_key"),
@@ -151,7 +171,7 @@ class ComposeForm(_BodyFields):
     attachments = _AttachmentsField(label="Attachments", required=False)
 
     field_order = [
-        "key", "to", "cc", "bcc", "template", "subject", "text", "html", "preview",
+        "key", "delivery", "to", "cc", "bcc", "template", "subject", "text", "html", "preview",
         "attachments",
     ]  # fmt: skip
 
@@ -184,6 +204,15 @@ class ComposeForm(_BodyFields):
     def clean_key(self) -> str | None:
         return self.cleaned_data.get("key") or None
 
+    def clean_delivery(self) -> str:
+        return self.cleaned_data.get("delivery") or TOGETHER
+
+    def is_individual(self) -> bool:
+        """Whether the form asks for one email per To recipient (valid, or as typed)."""
+        if self.is_bound:
+            return self.data.get("delivery") == INDIVIDUALLY
+        return self.initial.get("delivery") == INDIVIDUALLY
+
     def compose_request(
         self, *, user: User, attachments: list[Attachment], idempotency_key: str | None = None
     ) -> ComposeRequest:
@@ -201,6 +230,7 @@ class ComposeForm(_BodyFields):
             template=self.cleaned_data["template"],
             attachments=attachments,
             idempotency_key=idempotency_key,
+            is_individual=self.cleaned_data["delivery"] == INDIVIDUALLY,
         )
 
 

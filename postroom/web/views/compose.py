@@ -26,9 +26,11 @@ from postroom.compose import email_templates
 from postroom.compose import selectors as compose_selectors
 from postroom.compose.html import html_sanitize, html_to_text, text_to_html
 from postroom.compose.models import EmailTemplate
+from postroom.compose.recipients import addresses_split
 from postroom.compose.services import (
     ComposePreview,
     compose_form_key,
+    compose_plan,
     message_compose,
     message_compose_preview,
 )
@@ -39,6 +41,7 @@ from postroom.mail.reading import message_read, message_source_text
 from postroom.outbox.enqueue import IdempotencyConflictError
 from postroom.outbox.models import SendAs
 from postroom.web.forms.compose import (
+    INDIVIDUALLY,
     MERGE_HELP,
     ComposeForm,
     EmailTemplateForm,
@@ -57,8 +60,8 @@ PREVIEW_SOURCE_CHARS = 200_000
 # The form's key came back with other recipients or another subject (the browser's Back
 # button keeps a sent form): its first messages are queued, and a new email needs a new form.
 _SENT_BEFORE = (
-    "This form was sent before, with other recipients or another subject; those messages "
-    "are under Sent. To write a new email, open Compose again."
+    "This form was sent before, with other recipients, another subject or the other way of "
+    "sending; those messages are under Sent. To write a new email, open Compose again."
 )
 
 
@@ -101,14 +104,32 @@ def _sender_summary(user: User) -> dict[str, Any]:
     }
 
 
+def _send_plan(values: Any, *, is_individual: bool) -> dict[str, Any]:
+    """What Send will do with the recipient fields as typed (`values`: the posted form or
+    its initial values), for web/compose/_plan.html: shown next to Send before sending."""
+    try:
+        plan = compose_plan(
+            to=addresses_split(str(values.get("to") or "")),
+            cc=addresses_split(str(values.get("cc") or "")),
+            bcc=addresses_split(str(values.get("bcc") or "")),
+            is_individual=is_individual,
+        )
+    except PostroomError as error:
+        return {"plan": None, "plan_problem": error.message}
+    return {"plan": plan, "plan_problem": ""}
+
+
 def _compose_context(request: HttpRequest, form: ComposeForm, **extra: Any) -> dict[str, Any]:
     user = _user(request)
+    values = form.data if form.is_bound else form.initial
     return {
         "form": form,
         "has_email": bool(user.email),
         "sender": _sender_summary(user) if user.email else {},
         "max_size": _megabytes(settings.POSTROOM_MAX_MESSAGE_BYTES),
         "merge_help": MERGE_HELP,
+        "is_individual": form.is_individual(),
+        **_send_plan(values, is_individual=form.is_individual()),
         **extra,
     }
 
@@ -139,6 +160,8 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
     recipients += [value.strip() for value in request.GET.getlist("to") if value.strip()]
     if recipients:
         initial["to"] = "\n".join(recipients)
+    if request.GET.get("delivery") == INDIVIDUALLY:
+        initial["delivery"] = INDIVIDUALLY
     template_id = request.GET.get("template", "")
     if template_id.isdigit():
         template = EmailTemplate.objects.filter(pk=int(template_id)).first()
@@ -243,6 +266,7 @@ def _compose_preview_page(request: HttpRequest, cap: UploadSizeCap) -> HttpRespo
         content = message_read(preview.raw)
         source = message_source_text(preview.raw)
         context.update(
+            plan=preview.plan,
             shown=preview.shown,
             content=content,
             source=source[:PREVIEW_SOURCE_CHARS],
@@ -279,6 +303,18 @@ def compose_queued(request: HttpRequest) -> HttpResponse:
         for message in queued
     ]
     return render(request, "web/compose/queued.html", {"rows": rows})
+
+
+@require_POST
+def compose_plan_page(request: HttpRequest) -> HttpResponse:
+    """What Send will do with the recipients typed so far, for compose.js (as they change)."""
+    response = render(
+        request,
+        "web/compose/_plan.html",
+        _send_plan(request.POST, is_individual=request.POST.get("delivery") == INDIVIDUALLY),
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 @require_GET
@@ -434,6 +470,7 @@ urlpatterns = [
     path("compose/", compose, name="compose"),
     path("compose/preview/", compose_preview_page, name="compose_preview"),
     path("compose/queued/", compose_queued, name="compose_queued"),
+    path("compose/plan/", compose_plan_page, name="compose_plan"),
     path("compose/contacts/", compose_contact_search, name="compose_contact_search"),
     path("compose/template/<int:pk>/", compose_template_values, name="compose_template_values"),
     path("templates/", email_template_list, name="email_template_list"),

@@ -1,6 +1,8 @@
-// Contact Email: the rich-text editor, recipient suggestions and templates on the compose
-// and template forms. Without this script the forms still work: the plain-text body is sent,
-// addresses are typed, and "Use template" fills the form from the server.
+// Contact Email: the rich-text editor, recipient suggestions, templates, what Send will do
+// (kept up to date as recipients are typed) and Ctrl+Enter to send, on the compose and
+// template forms. Without this script the forms still work: the plain-text body is sent,
+// addresses are typed, "Use template" fills the form from the server, and what Send will do
+// is shown as the page was loaded.
 "use strict";
 
 (function () {
@@ -133,7 +135,71 @@
     });
   }
 
-  function setUpSuggestions(form) {
+  // What Send will do ("3 emails … Carol (Cc) will receive 3 copies"), asked of the server
+  // as the recipients or the way of sending change: the server reads addresses and contacts
+  // exactly as Send will.
+  function setUpPlan(form) {
+    const url = form.dataset.planUrl;
+    if (!url || !form.querySelector("[data-send-plan]")) return () => {};
+    let timer = null;
+    let asked = 0;
+    async function refresh() {
+      const number = ++asked;
+      const data = new FormData();
+      for (const name of ["csrfmiddlewaretoken", "to", "cc", "bcc"]) {
+        const field = form.elements.namedItem(name);
+        if (field) data.append(name, field.value);
+      }
+      data.append("delivery", form.dataset.delivery || "together");
+      let response;
+      try {
+        response = await fetch(url, { method: "POST", body: data, credentials: "same-origin" });
+      } catch (error) {
+        return; // offline for a moment: the summary catches up on the next change
+      }
+      if (!response.ok || number !== asked) return; // an answer to an older question
+      const current = form.querySelector("[data-send-plan]");
+      const holder = document.createElement("div");
+      holder.innerHTML = await response.text();
+      const fresh = holder.querySelector("[data-send-plan]");
+      if (current && fresh && number === asked) current.replaceWith(fresh);
+    }
+    function soon() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(refresh, 250);
+    }
+    for (const name of ["to", "cc", "bcc"]) {
+      const field = form.querySelector("textarea[name='" + name + "']");
+      if (field) field.addEventListener("input", soon);
+    }
+    return soon;
+  }
+
+  // "One email to all" or "Individually": the preview number only means something for the
+  // second (postroom.css hides it by the form's data-delivery).
+  function setUpDelivery(form, planChanged) {
+    form.querySelectorAll("input[name='delivery']").forEach((radio) => {
+      radio.addEventListener("change", () => {
+        if (!radio.checked) return;
+        form.dataset.delivery = radio.value;
+        planChanged();
+      });
+    });
+  }
+
+  // Ctrl+Enter (Cmd+Enter on a Mac) sends, as in mail programs; Send's own checks apply.
+  function setUpShortcut(form) {
+    const send = form.querySelector("button[name='action'][value='send']");
+    if (!send) return;
+    form.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+      if (event.target.id === "contact-search") return;
+      event.preventDefault();
+      form.requestSubmit(send);
+    });
+  }
+
+  function setUpSuggestions(form, planChanged) {
     const search = form.querySelector("#contact-search");
     const list = form.querySelector("#contact-suggestions");
     if (!search || !list) return;
@@ -147,6 +213,7 @@
       const field = form.querySelector("textarea[name='" + button.dataset.addRecipient + "']");
       const current = field.value.replace(/[\s,;]+$/, "");
       field.value = (current ? current + "\n" : "") + button.dataset.address;
+      planChanged();
       list.innerHTML = "";
       search.value = "";
       search.focus();
@@ -156,6 +223,12 @@
   document.querySelectorAll("form[data-compose]").forEach((form) => {
     const body = setUpBody(form);
     setUpTemplates(form, body);
-    setUpSuggestions(form);
+    const planChanged = setUpPlan(form);
+    setUpDelivery(form, planChanged);
+    setUpSuggestions(form, planChanged);
+    setUpShortcut(form);
+    // A page that came back with problems starts at their list (its links lead to each).
+    const problems = form.querySelector("#compose-errors");
+    if (problems) problems.focus();
   });
 })();
