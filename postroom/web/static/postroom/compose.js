@@ -162,7 +162,8 @@
       const holder = document.createElement("div");
       holder.innerHTML = await response.text();
       const fresh = holder.querySelector("[data-send-plan]");
-      if (current && fresh && number === asked) current.replaceWith(fresh);
+      // The same element keeps its content fresh: a live region is announced only if it stays.
+      if (current && fresh && number === asked) current.innerHTML = fresh.innerHTML;
     }
     function soon() {
       window.clearTimeout(timer);
