@@ -195,6 +195,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = (
 )
 POSTROOM_WORKER_LEASE_SECONDS = env.env_int("WORKER_LEASE_SECONDS", 600)
 POSTROOM_WORKER_BATCH = env.env_int("WORKER_BATCH", 200)
+# Administrators are alerted (log and email) when sending has been paused this long.
+POSTROOM_PAUSE_ALERT_MINUTES = env.env_int("PAUSE_ALERT_MINUTES", 15)
 # Contacts: the largest CSV file an import accepts.
 POSTROOM_IMPORT_MAX_BYTES = env.env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 # Larger request bodies are refused before they are read (postroom.core.limits).

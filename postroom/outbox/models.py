@@ -258,6 +258,8 @@ class ServerPause(models.Model):
     paused_at = models.DateTimeField()
     code = models.PositiveSmallIntegerField(null=True, blank=True)
     reason = models.TextField()
+    # When the administrators were told that it lasts (POSTROOM_PAUSE_ALERT_MINUTES).
+    alerted_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.server} paused"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from postroom.accounts.models import Role, User
+from postroom.core.errors import PostroomError
 from postroom.outbox import wake
 from postroom.outbox.models import (
     Message,
@@ -13,10 +19,13 @@ from postroom.outbox.models import (
     ServerPause,
 )
 
+logger = logging.getLogger(__name__)
+
 
 def server_pause(*, server: str, code: int | None, reason: str) -> None:
     ServerPause.objects.update_or_create(
-        server=server, defaults={"paused_at": timezone.now(), "code": code, "reason": reason}
+        server=server,
+        defaults={"paused_at": timezone.now(), "code": code, "reason": reason, "alerted_at": None},
     )
     # Other workers sending to this server stop too, instead of meeting the same refusal.
     transaction.on_commit(wake.notify_workers)
@@ -37,6 +46,66 @@ def sender_refusal_record(*, address: str, server: str, code: int | None, text: 
     SenderRefusal.objects.update_or_create(
         address=address,
         defaults={"server": server, "refused_at": timezone.now(), "code": code, "text": text},
+    )
+
+
+def server_pause_alerts_send(*, after: dt.timedelta) -> list[ServerPause]:
+    """Tell the administrators of every pause that has lasted `after` and was not told yet.
+
+    Two ways, since mail through the paused server waits like all the rest: an ERROR in the
+    log, which an operator's log monitoring sees at once, and an email to each administrator,
+    queued first in line, which leaves the moment sending resumes (or at once, if the pause
+    was of another server). The dashboard says when they were told.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            ServerPause.objects.select_for_update()
+            .filter(paused_at__lte=now - after, alerted_at__isnull=True)
+            .order_by("paused_at")
+        )
+        for pause in due:
+            logger.error(
+                "Sending through %s has been paused since %s: %s Mail waits until an "
+                "administrator corrects Company > SMTP Server Information or resumes sending.",
+                pause.server,
+                pause.paused_at.isoformat(timespec="minutes"),
+                pause.reason,
+            )
+            _alert_email_queue(pause)
+            pause.alerted_at = now
+            pause.save(update_fields=["alerted_at"])
+    return due
+
+
+def _alert_email_queue(pause: ServerPause) -> None:
+    administrators = list(
+        User.objects.filter(role=Role.ADMINISTRATOR, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    if not administrators:
+        return
+    since = timezone.localtime(pause.paused_at).strftime("%Y-%m-%d %H:%M")
+    try:
+        _send_alert(pause, since, administrators)
+    except PostroomError as error:  # no company address to send from: the log still says it
+        logger.error("Could not queue the pause alert email: %s", error.message)
+
+
+def _send_alert(pause: ServerPause, since: str, administrators: list[str]) -> None:
+    send_mail(
+        f"Postroom: sending through {pause.server} is paused",
+        (
+            f"Sending through {pause.server} has been paused since {since}:\n\n"
+            f"{pause.reason}\n\n"
+            "Mail waits, held, and nothing is lost. Correct the setting under Company > SMTP "
+            "Server Information (Test these settings tries it first): saving it, or a passing "
+            "Check connection, resumes sending. This email itself waits with the rest when it "
+            "has to leave through the same server.\n"
+        ),
+        from_email=None,
+        recipient_list=administrators,
     )
 
 

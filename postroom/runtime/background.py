@@ -10,9 +10,15 @@ are new kinds in JOB_KINDS, run by the same runner).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
+
+from django.conf import settings
 
 from postroom.contacts.import_runs import IMPORT_JOB_KINDS
+from postroom.outbox.pauses import server_pause_alerts_send
 from postroom.outbox.worker import WorkerOptions, run_worker
+from postroom.queue.dbthread import DatabaseThread
 from postroom.queue.jobs import JobKind
 from postroom.queue.runner import run_job_runner
 from postroom.webhooks.dispatcher import run_webhook_dispatcher
@@ -20,18 +26,35 @@ from postroom.webhooks.dispatcher import run_webhook_dispatcher
 JOB_KINDS: dict[str, JobKind] = {**IMPORT_JOB_KINDS}
 
 
+# How often a lasting pause is looked for; an alert comes at most this late.
+PAUSE_CHECK_SECONDS = 60
+
+
 async def run_background(options: WorkerOptions, *, stop: asyncio.Event) -> None:
-    """Deliver the outbox and the webhook events its state changes write, and run the jobs,
-    until `stop` is set."""
+    """Deliver the outbox and the webhook events its state changes write, run the jobs, and
+    alert the administrators of a lasting pause, until `stop` is set."""
     companions_stop = asyncio.Event()
     webhooks = asyncio.create_task(run_webhook_dispatcher(stop=companions_stop), name="webhooks")
     jobs = asyncio.create_task(
         run_job_runner(JOB_KINDS, name=options.name, stop=companions_stop), name="jobs"
     )
+    pauses = asyncio.create_task(_watch_pauses(stop=companions_stop), name="pauses")
     try:
         await run_worker(options, stop=stop)
     finally:
         companions_stop.set()
         # Requests in flight finish (10 s at most each) and are recorded; running jobs stop
         # at their next step and go back to the queue.
-        await asyncio.gather(webhooks, jobs)
+        await asyncio.gather(webhooks, jobs, pauses)
+
+
+async def _watch_pauses(*, stop: asyncio.Event) -> None:
+    after = dt.timedelta(minutes=settings.POSTROOM_PAUSE_ALERT_MINUTES)
+    db = DatabaseThread("postroom-pauses")
+    try:
+        while not stop.is_set():
+            await db.run(server_pause_alerts_send, after=after)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PAUSE_CHECK_SECONDS)
+    finally:
+        await db.close()
