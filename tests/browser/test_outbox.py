@@ -24,7 +24,7 @@ from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
 from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, MessageStatus, Source
-from tests.browser.site import main_nav
+from tests.browser.site import SMALL_LAPTOP, main_nav, screenshot
 from tests.outbox.worker_harness import running_worker
 from tests.support.relay import PostfixRelay
 
@@ -83,7 +83,7 @@ def _recipient_row(page: Page, address: str) -> Locator:
     return page.get_by_role("region", name="Recipients").get_by_role("row").filter(has_text=address)
 
 
-def test_in_sandbox_mode_a_queued_message_is_sent_then_seen_in_the_outbox_and_the_inbox(
+def test_in_sandbox_mode_a_message_is_captured_never_counted_as_delivered_and_seen_captured(
     admin_page: Page, admin_user: User, capture_server: CaptureServer
 ) -> None:
     page = admin_page
@@ -95,9 +95,12 @@ def test_in_sandbox_mode_a_queued_message_is_sent_then_seen_in_the_outbox_and_th
         row = page.get_by_role("row").filter(has_text="Quarterly report")
         expect(row).to_contain_text("bob@example.org")
         row.get_by_role("link", name="Quarterly report").click()
-        _reload_until_status(page, "Sent")
+        _reload_until_status(page, "Captured (sandbox)")
 
+    expect(_recipient_row(page, "bob@example.org")).to_contain_text("Captured (sandbox)")
     expect(_recipient_row(page, "bob@example.org")).to_contain_text("250")
+    expect(page.get_by_text("Captured, not sent")).to_be_visible()
+    screenshot(page, "outbox-message-captured")
     attempt = (
         page.get_by_role("region", name="Attempts")
         .get_by_role("row")
@@ -114,8 +117,13 @@ def test_in_sandbox_mode_a_queued_message_is_sent_then_seen_in_the_outbox_and_th
     assert raw == bytes(Message.objects.get(pk=message.pk).raw or b"")
     assert download.value.suggested_filename.endswith(".eml")
 
-    main_nav(page).get_by_role("link", name="Sandbox capture").click()
-    page.get_by_role("link", name="Quarterly report").click()
+    main_nav(page).get_by_role("link", name="Dashboard").click()
+    expect(page.locator(".stat").filter(has_text="delivered today")).to_contain_text("0")
+    expect(page.locator(".stat").filter(has_text="captured today")).to_contain_text("1")
+    screenshot(page, "dashboard-captured")
+
+    page.goto(f"/outbox/{message.pk}/")
+    page.get_by_role("link", name="the captured copy").click()
     expect(page.locator("pre.mail-text")).to_have_text("Hello,\n\nthe quarterly report is ready.\n")
     captured = CapturedMessage.objects.get()
     assert (captured.mail_from, captured.rcpt_tos) == ("relayuser@example.com", ["bob@example.org"])
@@ -140,7 +148,7 @@ def test_a_cancelled_message_is_sent_after_retry(
 
         page.get_by_role("button", name="Retry").click()
         expect(page.get_by_text("The message is queued again")).to_be_visible()
-        _reload_until_status(page, "Sent")
+        _reload_until_status(page, "Captured (sandbox)")
     assert CapturedMessage.objects.count() == 1
 
 
@@ -179,7 +187,9 @@ def test_through_the_relay_each_recipient_gets_its_own_fate_and_the_rest_can_be_
     expect(bob).to_contain_text("queued as")
     rejected = _recipient_row(page, "reject@example.org")
     expect(rejected).to_contain_text("Failed")
-    expect(rejected).to_contain_text("550 5.1.1")
+    expect(rejected).to_contain_text("does not exist")  # in plain words first
+    expect(rejected).to_contain_text("550 5.1.1")  # the server's reply, under Details
+    screenshot(page, "outbox-message-three-fates")
     deferred = _recipient_row(page, "tempfail@example.org")
     expect(deferred).to_contain_text("Deferred")
     expect(deferred).to_contain_text("451 4.7.1")
@@ -198,3 +208,8 @@ def test_through_the_relay_each_recipient_gets_its_own_fate_and_the_rest_can_be_
     main_nav(page).get_by_role("link", name="Outbox").click()
     page.get_by_role("link", name="Partly sent").click()
     expect(page.get_by_role("row").filter(has_text="Three fates")).to_be_visible()
+    # At 1366 px the list fits: nothing scrolls sideways inside its card.
+    page.set_viewport_size(SMALL_LAPTOP)
+    table_wrap = page.locator(".table-wrap").first
+    assert table_wrap.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+    screenshot(page, "outbox-list")

@@ -69,7 +69,9 @@ def mail_body_context(raw: bytes) -> dict[str, Any]:
 def mail_page(response: HttpResponse) -> HttpResponse:
     """Give a page that shows mail the policy its sandboxed frame inherits."""
     response["Content-Security-Policy"] = MESSAGE_PAGE_CSP
-    response["Referrer-Policy"] = "no-referrer"
+    # Nothing leaves for other sites; "no-referrer" would also make the browser send
+    # "Origin: null" with the page's own forms (Retry, Cancel), which CSRF checks refuse.
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
