@@ -20,6 +20,7 @@ from postroom.mail.classify import (
     Verdict,
     classify_missing_reply,
     classify_reply,
+    diagnose_reply,
 )
 from postroom.mail.replies import Reply, Stage
 
@@ -170,7 +171,7 @@ class TransactionRecord:
             self.envelope.recipients[index], stage, verdict, reply, failure
         )
         if verdict.should_pause or verdict.is_throttling:
-            self.signals.append((verdict, str(reply)))
+            self.signals.append((verdict, _in_words(stage, reply)))
 
     def decide_all(self, stage: Stage, reply: Reply) -> None:
         verdict = classify_reply(stage, reply)
@@ -245,7 +246,7 @@ class DeliveryRecord:
         self.pending = []
         self._reached(stage)
         if verdict.should_pause or verdict.is_throttling:
-            self.signals.append((verdict, str(reply)))
+            self.signals.append((verdict, _in_words(stage, reply)))
 
     def add(self, transaction: TransactionRecord) -> None:
         """Count a transaction in; its "452 too many" recipients are pending again."""
@@ -279,3 +280,12 @@ class DeliveryRecord:
             pause_reason=pauses[0][1] if pauses else "",
             is_throttled=any(verdict.is_throttling for verdict, _ in self.signals),
         )
+
+
+def _in_words(stage: Stage, reply: Reply) -> str:
+    """Why sending should pause or slow down, as the Outbox and the dashboard say it: the
+    reply table's words for a server's reply (the reply itself inside them), or Postroom's
+    own account when there was none."""
+    if reply.code is None:
+        return str(reply)
+    return diagnose_reply(stage, reply).sentence

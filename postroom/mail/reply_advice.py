@@ -99,7 +99,8 @@ def wrong_password(r: Said) -> Diagnosis:
         )
     return Diagnosis(
         "wrong_password",
-        f"The server rejected the login {r.login!r}: wrong user name or password ({r.said}).",
+        f"The server rejected the login{f' {r.login!r}' if r.login else ''}: wrong user name "
+        f"or password ({r.said}).",
         advice,
     )
 
