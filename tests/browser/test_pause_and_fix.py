@@ -64,7 +64,6 @@ def test_a_wrong_password_pauses_is_explained_is_fixed_and_the_held_mail_leaves(
     log_in(page, username=admin_user.username, password=PASSWORD)
     with running_worker(concurrency=2):
         wait_for(ServerPause.objects.exists, "the 535 to pause sending")
-        Message.objects.filter(pk=message.pk).update()  # (the worker recorded it held)
 
         page.reload()
         notice = page.get_by_role("alert", name="Sending paused")
