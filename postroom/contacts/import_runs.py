@@ -34,6 +34,7 @@ from postroom.contacts.importing import ParsedRow, Rejection, RowContext
 from postroom.contacts.models import ImportJob, ImportStatus
 from postroom.core.errors import PostroomError
 from postroom.queue.jobs import ClaimedJob, JobCancelledError, JobKind
+from postroom.queue.lease import writers_serialise
 from postroom.queue.runner import JobContext
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,9 @@ def import_run(context: JobContext) -> None:
     context.phase(f"Writing {len(merged):,} contacts, all or nothing, in one transaction")
     context.flush()
     with transaction.atomic():
+        writers_serialise(
+            IMPORT_RUN, on_wait=lambda: context.phase("Waiting for another import to finish")
+        )
         existing = _existing_contacts(list(merged), context)
         plan = import_plan.plan_make(
             merged, existing, now=timezone.now(), source=_consent_source(job)

@@ -10,6 +10,7 @@ due again when the lease ends: nothing is lost, and nothing is done twice at onc
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -61,3 +62,24 @@ def lease_claim(
     if not ids:
         return 0
     return due.model._default_manager.filter(Q(pk__in=ids) & recheck).update(**claim)
+
+
+def writers_serialise(name: str, *, on_wait: Callable[[], None] | None = None) -> None:
+    """Hold the lock `name` until the caller's transaction ends: one such writer at a time,
+    across every process and host (two CSV imports adding the same new tags would otherwise
+    deadlock, or fail on the unique name). Calls `on_wait` first if it has to wait.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: nothing to do, as every write
+    transaction already holds the database's one write lock (IMMEDIATE).
+    """
+    assert connection.in_atomic_block, "the lock lasts as long as the caller's transaction"
+    if connection.vendor != "postgresql":
+        return
+    key = zlib.crc32(name.encode())  # a stable 32-bit key: Python's hash() varies by process
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+        if cursor.fetchone()[0]:
+            return
+        if on_wait is not None:
+            on_wait()
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
