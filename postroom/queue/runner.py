@@ -55,24 +55,34 @@ class JobContext:
     """What a running job sees, from its own thread: where to put its progress, and whether
     it must stop (`step` raises then)."""
 
-    def __init__(self, job: ClaimedJob, *, beats: threading.Event | None = None) -> None:
+    def __init__(self, job: ClaimedJob, *, has_heartbeat: bool = False) -> None:
         self.job = job
         self.progress = JobProgress(phase="Starting", done=0, total=0)
         self.is_finished = False
         self._stop: PostroomError | None = None
-        self._beats = beats  # set by the runner after each heartbeat it wrote
+        # Progress versions: bumped by each change, and the one the last heartbeat wrote.
+        self._has_heartbeat = has_heartbeat
+        self._version = 0
+        self._written = 0
+        self._written_changed = threading.Condition()
 
     def phase(self, text: str, *, total: int | None = None) -> None:
         """Start a phase of the work: its name (shown to people) and how many steps it has."""
         self.check()
-        self.progress = JobProgress(
-            phase=text, done=0, total=self.progress.total if total is None else total
+        self._progress_set(
+            JobProgress(phase=text, done=0, total=self.progress.total if total is None else total)
         )
 
     def step(self, done: int) -> None:
         """Report `done` steps of the phase; raise if the job must stop."""
         self.check()
-        self.progress = JobProgress(self.progress.phase, done, self.progress.total)
+        self._progress_set(JobProgress(self.progress.phase, done, self.progress.total))
+
+    def _progress_set(self, progress: JobProgress) -> None:
+        # The progress first, then its version: a heartbeat reads them the other way round,
+        # so the version it reports is never newer than the progress it writes.
+        self.progress = progress
+        self._version += 1
 
     def check(self) -> None:
         """Raise JobCancelledError, JobReleasedError or JobLeaseLostError if the job must stop."""
@@ -82,9 +92,11 @@ class JobContext:
     def flush(self, *, timeout: float = 2.0) -> None:
         """Wait (a moment at most) until the runner has written the progress so far: before
         a transaction that keeps it from writing for long (SQLite's one write lock)."""
-        if self._beats is not None:
-            self._beats.clear()
-            self._beats.wait(timeout)
+        if not self._has_heartbeat:
+            return
+        wanted = self._version
+        with self._written_changed:
+            self._written_changed.wait_for(lambda: self._written >= wanted, timeout)
 
     def finish(self) -> None:
         """Mark the job done, inside the transaction that writes its outcome (raises
@@ -93,10 +105,16 @@ class JobContext:
         jobs.job_finish(job=self.job, progress=self.progress)
         self.is_finished = True
 
-    def beat_written(self) -> None:
-        """Thread-safe: the runner wrote a heartbeat (ends a `flush`)."""
-        if self._beats is not None:
-            self._beats.set()
+    def heartbeat_progress(self) -> tuple[int, JobProgress]:
+        """Thread-safe: the progress to write now, with its version."""
+        version = self._version
+        return version, self.progress
+
+    def heartbeat_written(self, version: int) -> None:
+        """Thread-safe: the runner wrote the progress of `version` (may end a `flush`)."""
+        with self._written_changed:
+            self._written = max(self._written, version)
+            self._written_changed.notify_all()
 
     def stop_with(self, error: PostroomError) -> None:
         """Thread-safe: make the job stop at its next step with `error` (the first one wins)."""
@@ -194,7 +212,7 @@ class JobRunner:
             logger.exception("Claiming jobs failed; trying again in %s s", IDLE_WAKE_SECONDS)
             return
         for job in claimed:
-            context = JobContext(job, beats=threading.Event())
+            context = JobContext(job, has_heartbeat=True)
             task = asyncio.create_task(self._execute(context), name=f"job-{job.id}")
             self._running[task] = context
             task.add_done_callback(self._finished)
@@ -228,17 +246,17 @@ class JobRunner:
     async def _heartbeat(self, context: JobContext) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
+            version, progress = context.heartbeat_progress()
             try:
-                answer = await self._db.run(
-                    jobs.job_heartbeat, job=context.job, progress=context.progress
-                )
+                answer = await self._db.run(jobs.job_heartbeat, job=context.job, progress=progress)
             except Exception as error:
                 # On SQLite the job's own write transaction may hold the lock for minutes;
                 # no other runner can claim the job meanwhile (a claim needs that lock), and
                 # the next beat goes through once it is released.
                 logger.info("Job %s: heartbeat not written (%s)", context.job.id, error)
                 continue
-            context.beat_written()
+            if answer != Heartbeat.LOST:
+                context.heartbeat_written(version)
             if answer == Heartbeat.CANCEL_REQUESTED:
                 context.stop_with(JobCancelledError("Cancelled."))
             elif answer == Heartbeat.LOST:

@@ -136,9 +136,9 @@ def test_a_worker_killed_while_importing_writes_nothing_and_the_next_imports_onc
         what=f"the check; the workers said:\n{workers.logs()}",
     )
     assert import_jobs.import_job_run_start(job=job)
-    # The phase is written before the import's transaction starts (JobContext.flush).
+    # This phase is written before the import's transaction starts (JobContext.flush).
     wait_until(
-        lambda: job_row(import_of(job)).phase.startswith("Writing"),
+        lambda: "all or nothing" in job_row(import_of(job)).phase,
         timeout=WAIT_SECONDS,
         what="the import to start writing",
     )

@@ -57,6 +57,19 @@ def steady(context: JobContext) -> None:
     _record_run(context)
 
 
+phases_seen: list[str] = []
+
+
+def flushing(context: JobContext) -> None:
+    """Writes a phase and flushes it, as a job does before a long transaction."""
+    context.step(1)
+    time.sleep(0.6)  # a heartbeat carrying the old progress may be on its way meanwhile
+    context.phase("Before the long transaction")
+    context.flush()
+    phases_seen.append(Job.objects.get(pk=context.job.id).phase)
+    _record_run(context)
+
+
 def remember_stop(job: ClaimedJob, error: Exception) -> None:
     stopped_with.append((job.id, error))
 
@@ -64,6 +77,7 @@ def remember_stop(job: ClaimedJob, error: Exception) -> None:
 KINDS = {
     "test.quick": JobKind(run=quick, stopped=remember_stop),
     "test.steady": JobKind(run=steady, stopped=remember_stop),
+    "test.flushing": JobKind(run=flushing, stopped=remember_stop),
 }
 
 
@@ -220,3 +234,11 @@ def test_a_job_tied_to_another_host_is_left_to_that_host() -> None:
         wait_until(lambda: job(here).state == JobState.DONE, what="the local job done")
         time.sleep(0.3)
     assert job(elsewhere).state == JobState.QUEUED
+
+
+def test_a_flushed_phase_is_in_the_database_before_the_job_goes_on() -> None:
+    phases_seen.clear()
+    pk = job_enqueue(kind="test.flushing", payload={}).pk
+    with running_runner():
+        wait_until(lambda: job(pk).state == JobState.DONE, what="done")
+    assert phases_seen == ["Before the long transaction"]
