@@ -157,4 +157,3 @@ class ImportJob(models.Model):
     @property
     def is_running(self) -> bool:
         return self.status in RUNNING_IMPORT_STATUSES
-
