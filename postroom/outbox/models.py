@@ -54,6 +54,9 @@ class RecipientStatus(models.TextChoices):
     UNCERTAIN = "uncertain", "Uncertain"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # Bulk mail not sent because the address is on the suppression list (postroom.outbox.
+    # suppression): final, like cancelled, but by the list's rule rather than a person.
+    SUPPRESSED = "suppressed", "Suppressed (not sent)"
 
 
 PENDING_RECIPIENT_STATUSES = (
@@ -265,6 +268,42 @@ class ServerPause(models.Model):
         return f"{self.server} paused"
 
 
+class SuppressionReason(models.TextChoices):
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    HARD_BOUNCED = "hard_bounced", "Hard bounce (the address does not exist)"
+    COMPLAINED = "complained", "Complained (reported as spam)"
+    MANUAL = "manual", "Added by hand"
+
+
+class Suppression(models.Model):
+    """An address bulk mail is never sent to (postroom.outbox.suppression).
+
+    `address_key` is the address in lower case, computed in Python, with a plain unique
+    constraint: one entry per address whatever its case, as for contacts' addresses.
+    """
+
+    address = models.CharField(max_length=320)
+    address_key = models.CharField(max_length=320, unique=True, editable=False)
+    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
+    note = models.TextField(blank=True)
+    # Where it came from, in words: "bounce of message <…>", "CSV import of x.csv", "API".
+    source = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.reason})"
+
+    # Not stored: False on the entry suppression_add returns for an address that was
+    # already suppressed (the existing entry, unchanged).
+    is_new = True
+
+
 class EventKind(models.TextChoices):
     MESSAGE_QUEUED = "message.queued", "Message queued"
     MESSAGE_SENT = "message.sent", "Message sent"
@@ -272,6 +311,8 @@ class EventKind(models.TextChoices):
     MESSAGE_DEFERRED = "message.deferred", "Message deferred"
     MESSAGE_FAILED = "message.failed", "Message failed"
     MESSAGE_UNCERTAIN = "message.uncertain", "Message uncertain"
+    MESSAGE_SUPPRESSED = "message.suppressed", "Message not sent: the address is suppressed"
+    RECIPIENT_SUPPRESSED = "recipient.suppressed", "Address added to the suppression list"
     RECIPIENT_UNSUBSCRIBED = "recipient.unsubscribed", "Recipient unsubscribed"
 
 
