@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "postroom.inbox",
     "postroom.contacts",
     "postroom.compose",
+    "postroom.audiences",
     "postroom.webhooks",
     "postroom.web",
     "postroom.runtime",

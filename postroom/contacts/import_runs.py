@@ -17,6 +17,7 @@ import logging
 
 from django.db import transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
 from postroom.audit.services import audit_record
@@ -42,6 +43,13 @@ logger = logging.getLogger(__name__)
 # Progress is reported every this many rows checked: often enough for a bar polled twice a
 # second, rarely enough to cost nothing beside checking an address.
 CHECK_STEP_ROWS = 500
+
+# Sent inside an import's transaction once its contacts are written, with `job` (the
+# ImportJob) and `keys` (the address keys of every contact its file named: created, updated,
+# merged or unchanged). A receiver's writes are part of the import, and a receiver that
+# raises rolls the whole import back. Apps above contacts react without contacts knowing
+# them: postroom.audiences adds the contacts to the list an import was made for.
+import_written = Signal()
 
 
 def _import_of(context: JobContext, status: ImportStatus) -> ImportJob | None:
@@ -146,6 +154,7 @@ def import_run(context: JobContext) -> None:
         )
         context.phase("Writing contacts", total=len(plan.creates) + len(plan.updates))
         created = import_store.plan_write(plan, actor=job.created_by, progress=context.step)
+        import_written.send(sender=ImportJob, job=job, keys=list(merged))
         context.check()  # a cancel that came during the last batch still rolls it all back
         _import_done(job, plan, created, context)
     files_delete(job)
