@@ -110,7 +110,7 @@ _LABELS = {
     "role": "Role",
     "is_active": "Active",
 }
-PASSWORD_LABEL = "Password"
+PASSWORD_LABEL = "Password"  # noqa: S105 - a label, not a password
 
 
 def _audit(*, actor: User | None, action: str, user: User, changes: dict[str, Any]) -> None:

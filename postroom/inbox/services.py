@@ -13,8 +13,8 @@ from django.utils import timezone
 from postroom.accounts.models import User
 from postroom.audit.services import audit_record
 from postroom.core.errors import PermissionDeniedError
-from postroom.mail.reading import MessageSummary, message_summarize
 from postroom.inbox.models import CapturedMessage
+from postroom.mail.reading import MessageSummary, message_summarize
 from postroom.outbox.models import Message
 
 logger = logging.getLogger(__name__)

@@ -206,7 +206,7 @@ class SmtpConnection(SmtpSession):
             for line in rset:
                 reply = await self._exchange(Stage.MAIL, line, pipelined, result)
                 if reply.code != ReplyCode.COMPLETED:
-                    raise _NoReplyError(Failure.GARBAGE, f"RSET refused: {reply}")
+                    raise _NoReplyError(Failure.GARBAGE, f"RSET refused: {reply}")  # noqa: TRY301 - handled by the except below, with the other missing replies
             reply = await self._exchange(Stage.MAIL, mail, pipelined, result)
             if reply.code != ReplyCode.COMPLETED:
                 result.decide_all(Stage.MAIL, reply)

@@ -300,7 +300,7 @@ def _mailbox_reads_back(name: str, folded: str, display_name: str, addr_spec: st
     )
 
 
-def _fast_fold_mailbox(
+def _fast_fold_mailbox(  # noqa: C901 - CPython's folding decisions, kept in its order
     name: str, display_name: str, words: list[str], addr_spec: str, maxlen: int
 ) -> str:
     start = f"{name}: "

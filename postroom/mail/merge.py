@@ -236,7 +236,7 @@ class SandboxField:
             for chunk in self.template.generate(dict(context)):
                 produced += len(chunk)
                 if produced > max_chars:
-                    raise TemplateError(
+                    raise TemplateError(  # noqa: TRY301 - stops the rendering loop, reported like the template's own errors
                         f"{part_label(self.part)} renders to more than {max_chars:,} "
                         "characters, the limit of a message.",
                         field=self.field,

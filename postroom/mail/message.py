@@ -59,7 +59,7 @@ MAX_LINE_OCTETS = 998
 MAX_FILENAME_LENGTH = 255
 
 # RFC 2045 §5.1: type "/" subtype, both tokens.
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # noqa: S105 - an RFC 2045 token pattern
 _CONTENT_TYPE = re.compile(rf"({_TOKEN})/({_TOKEN})")
 
 

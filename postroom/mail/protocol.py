@@ -57,7 +57,7 @@ class ReplyQueueProtocol(SMTPProtocol):
         try:
             while (reply := self._read_response_from_buffer()) is not None:
                 if len(self._replies) >= self._owed:
-                    raise SMTPResponseException(
+                    raise SMTPResponseException(  # noqa: TRY301 - an extra reply is garbage, handled as the parser's own
                         SMTPStatus.invalid_response, f"Unexpected reply from the server: {reply}"
                     )
                 self._replies.append(reply)

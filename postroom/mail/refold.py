@@ -162,7 +162,7 @@ class Folder:
         self.ew_line = -1
         self.ew_encoded = ""
 
-    def fold(self, parts: list[Token]) -> list[str]:
+    def fold(self, parts: list[Token]) -> list[str]:  # noqa: C901 - a port of CPython's folder: kept as it is upstream
         # One long loop, as _refold_parse_tree is: kept statement by statement in its order, so
         # the two can be read side by side when a Python release changes the original.
         maxlen = self.maxlen

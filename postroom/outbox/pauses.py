@@ -90,7 +90,8 @@ def _alert_email_queue(pause: ServerPause) -> None:
     try:
         _send_alert(pause, since, administrators)
     except PostroomError as error:  # no company address to send from: the log still says it
-        logger.error("Could not queue the pause alert email: %s", error.message)
+        # A known condition with its own message: no traceback to show.
+        logger.error("Could not queue the pause alert email: %s", error.message)  # noqa: TRY400
 
 
 def _send_alert(pause: ServerPause, since: str, administrators: list[str]) -> None:

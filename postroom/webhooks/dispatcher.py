@@ -170,7 +170,6 @@ class Dispatcher:
         for attempt in range(1, RECORD_TRIES + 1):
             try:
                 await self._db.run(delivery.delivery_record, claimed=claimed, outcome=outcome)
-                return
             except Exception:
                 logger.exception(
                     "Recording webhook delivery %s failed (try %d of %d)",
@@ -178,6 +177,8 @@ class Dispatcher:
                     attempt,
                     RECORD_TRIES,
                 )
+            else:
+                return
                 await asyncio.sleep(attempt)
         # Unrecorded: the lease brings the delivery back and it is posted again.
 

@@ -41,7 +41,7 @@ DESCRIPTION_MAX_LENGTH = 200  # Endpoint.description
 PREVIOUS_SECRET_GRACE = dt.timedelta(hours=24)
 
 EVENT_TYPES: tuple[str, ...] = tuple(EventKind.values)
-SECRET_LABEL = "Signing secret"
+SECRET_LABEL = "Signing secret"  # noqa: S105 - a label, not a secret
 
 
 # --- validation --------------------------------------------------------------------------

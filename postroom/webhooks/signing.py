@@ -20,7 +20,7 @@ from typing import Any
 
 from postroom.core.errors import ValidationError
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret
 # 32 bytes = 256 bits, within the 24 to 64 bytes the Standard Webhooks spec asks of a
 # symmetric signing secret.
 SECRET_BYTES = 32

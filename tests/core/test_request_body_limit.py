@@ -75,9 +75,10 @@ def _wait_listening(port: int) -> None:
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
         except OSError:
             time.sleep(0.05)
+        else:
+            return
     raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
 

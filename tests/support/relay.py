@@ -210,13 +210,14 @@ class PostfixRelay:
             self._postfix("start")
             try:
                 self._wait_listening(ports)
-                return
             except RelayError:
                 # Most likely another process took a port between our probe and master's
                 # bind: try again with new ones.
                 self.stop(remove=False)
                 if attempt == PORT_ATTEMPTS:
                     raise
+            else:
+                return
 
     def stop(self, *, remove: bool | None = None) -> None:
         """Stop this instance (never the system's Postfix); remove its directory if we made it."""

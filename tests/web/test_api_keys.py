@@ -50,7 +50,9 @@ def create(client: Client, **overrides: object) -> tuple[object, str | None]:
     }
     form.update(overrides)
     response = client.post("/api-keys/new/", form)
-    match = re.search(r'<code class="secret" id="api-key">(pr_[^<]+)</code>', response.content.decode())
+    match = re.search(
+        r'<code class="secret" id="api-key">(pr_[^<]+)</code>', response.content.decode()
+    )
     return response, match.group(1) if match else None
 
 

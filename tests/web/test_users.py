@@ -243,7 +243,9 @@ def test_an_administrator_sets_a_new_password_for_a_user(as_admin: Client) -> No
 def test_an_administrator_generates_a_new_password_shown_once(as_admin: Client) -> None:
     sam = user_make("sam")
     response = as_admin.post(f"/users/{sam.pk}/edit/", edit_form(sam, generate_password="on"))
-    match = re.search(r'<code class="secret" id="one-time-password">([^<]+)</code>', response.content.decode())
+    match = re.search(
+        r'<code class="secret" id="one-time-password">([^<]+)</code>', response.content.decode()
+    )
     assert match and login_works("sam", match.group(1))
 
 

@@ -112,7 +112,7 @@ class Command(BaseCommand):
             email = _outgoing_email(options, stdin=stdin)
             key = options["idempotency_key"]
             if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
-                raise BadInputError(
+                raise BadInputError(  # noqa: TRY301 - one message and exit code for every bad input
                     f"--idempotency-key must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters."
                 )
             message = message_enqueue(
