@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from postroom.outbox import suppression
 from postroom.outbox.claim import ClaimedMessage, ClaimedRecipient
 from postroom.outbox.models import (
     ACTIVE_MESSAGE_STATUSES,
@@ -39,6 +40,7 @@ class RecipientResult:
     enhanced_code: str = ""
     text: str = ""
     stage: str = ""  # where this recipient's fate was decided (RCPT for a refused address)
+    is_suppressed: bool = False  # bulk mail to a suppressed address: not sent at all
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class _Rows:
         self.switched: list[tuple[Any, ...]] = []
         # Messages held back because their server paused, by server (see `write`).
         self.held: dict[str, list[int]] = {}
+        self.hard_bounces: list[suppression.HardBounce] = []
 
     def add(self, result: MessageResult) -> None:
         claimed = result.message
@@ -130,6 +133,7 @@ class _Rows:
                 now=self.now,
                 policy=self.policy,
                 is_captured=result.is_captured,
+                is_suppressed=outcome.is_suppressed,
             )
             statuses.append(transition.status)
             if transition.next_attempt_at is not None:
@@ -139,6 +143,12 @@ class _Rows:
                 errors.append(f"{outcome.recipient.address}: {text}")
             if outcome.classification == Classification.CONFIG:
                 self.held.setdefault(result.server, []).append(claimed.id)
+            if suppression.is_hard_bounce(
+                classification=outcome.classification,
+                stage=outcome.stage,
+                enhanced_code=outcome.enhanced_code,
+            ):
+                self.hard_bounces.append(_hard_bounce(claimed, outcome))
             self._recipient(outcome, transition, text)
             self.events.append(self._event(claimed, outcome, transition, text))
             self._attempt(result, outcome, at_db, stage=outcome.stage or result.stage, text=text)
@@ -235,6 +245,8 @@ class _Rows:
             if self.switched:
                 cursor.executemany(_SWITCH_TO_FALLBACK, self.switched)
             cursor.executemany(_INSERT_EVENT, self.events)
+            if self.hard_bounces:
+                suppression.hard_bounces_record(self.hard_bounces, now=self.now)
             self._release_if_resumed()
 
     def _release_if_resumed(self) -> None:
@@ -256,6 +268,17 @@ def _recorded_text(outcome: RecipientResult, transition: RecipientTransition) ->
     return text
 
 
+def _hard_bounce(claimed: ClaimedMessage, outcome: RecipientResult) -> suppression.HardBounce:
+    return suppression.HardBounce(
+        address=outcome.recipient.address,
+        message_pk=claimed.id,
+        message_id=claimed.message_id,
+        code=outcome.code,
+        enhanced_code=outcome.enhanced_code,
+        text=outcome.text[:_MAX_TEXT],
+    )
+
+
 def _event_kind(classification: Classification, status: RecipientStatus) -> EventKind:
     if classification == Classification.UNCERTAIN:
         return EventKind.MESSAGE_UNCERTAIN
@@ -263,6 +286,7 @@ def _event_kind(classification: Classification, status: RecipientStatus) -> Even
         RecipientStatus.SENT: EventKind.MESSAGE_SENT,
         RecipientStatus.CAPTURED: EventKind.MESSAGE_CAPTURED,
         RecipientStatus.FAILED: EventKind.MESSAGE_FAILED,
+        RecipientStatus.SUPPRESSED: EventKind.MESSAGE_SUPPRESSED,
     }.get(status, EventKind.MESSAGE_DEFERRED)
 
 

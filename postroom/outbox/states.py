@@ -31,8 +31,12 @@ def recipient_after(
     now: dt.datetime,
     policy: RetryPolicy,
     is_captured: bool = False,
+    is_suppressed: bool = False,
 ) -> RecipientTransition:
-    """`is_captured`: the attempt went to the sandbox capture, not to a real server."""
+    """`is_captured`: the attempt went to the sandbox capture, not to a real server.
+    `is_suppressed`: bulk mail to an address on the suppression list, not sent at all."""
+    if is_suppressed:
+        return RecipientTransition(RecipientStatus.SUPPRESSED, None, uncertain_count)
     if classification == Classification.SUCCESS:
         status = RecipientStatus.CAPTURED if is_captured else RecipientStatus.SENT
         return RecipientTransition(status, None, uncertain_count)
@@ -82,7 +86,8 @@ def message_status_for(statuses: Iterable[str]) -> MessageStatus:
         return MessageStatus.DEFERRED
     if RecipientStatus.QUEUED in seen:
         return MessageStatus.QUEUED
-    if not seen or seen == {RecipientStatus.CANCELLED}:
+    # Nobody got it and nobody will: cancelled by a person, or suppressed by the list.
+    if not seen or seen <= {RecipientStatus.CANCELLED, RecipientStatus.SUPPRESSED}:
         return MessageStatus.CANCELLED
     if RecipientStatus.UNCERTAIN in seen:
         return MessageStatus.UNCERTAIN

@@ -102,8 +102,8 @@ def suppressed_recipients(*, messages: Sequence[ClaimedMessage]) -> dict[int, di
 def suppressed_text(address: str, reason: str) -> str:
     """What the outbox says of a recipient it did not send to."""
     return (
-        f"Not sent: {address} is on the suppression list ({reason.lower()}). Bulk mail is "
-        "never sent to it; remove it from Audiences → Suppression to send to it again."
+        f"Not sent: {address} is on the suppression list — {reason.lower()}. Bulk mail is "
+        "never sent to it; remove it under Audiences → Suppression to send to it again."
     )
 
 

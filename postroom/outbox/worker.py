@@ -14,6 +14,7 @@ Message-ID.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import math
@@ -30,9 +31,9 @@ from postroom.mail.bulk import CompiledTemplate
 from postroom.mail.classify import PauseScope
 from postroom.mail.outcome import DeliveryOutcome, Envelope
 from postroom.mail.pool import ConnectionPool
-from postroom.outbox import bulk, claim, pauses, record, wake
+from postroom.outbox import bulk, claim, pauses, record, suppression, wake
 from postroom.outbox.claim import ClaimedMessage
-from postroom.outbox.models import Classification
+from postroom.outbox.models import LANE_PRIORITY, Classification, Lane
 from postroom.outbox.record import MessageResult, RecipientResult
 from postroom.outbox.routing import DeliveryRoute
 from postroom.queue.dbthread import DatabaseThread
@@ -96,6 +97,9 @@ class Worker:
         self._slots = asyncio.Semaphore(1)
         self._templates: dict[int, CompiledTemplate] = {}
         self._unstarted: list[ClaimedMessage] = []  # taken by a sender when the stop came
+        # Claimed bulk messages with suppressed recipients: message id -> {recipient id:
+        # the reason}. Looked up once per claimed batch (see `_suppressed_note`).
+        self._suppressed: dict[int, dict[int, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -171,6 +175,7 @@ class Worker:
                     limit=self.options.batch_size,
                     transactional_only=not has_room,
                 )
+                await self._suppressed_note(batch)
                 for message in batch:
                     self._queue.put_nowait((message.priority, next(self._claim_order), message))
             if has_room and batch:
@@ -206,7 +211,16 @@ class Worker:
         self._pool = ConnectionPool(route.config, size=route.connections, limits=route.limits)
         self._slots = asyncio.Semaphore(route.connections)
 
+    async def _suppressed_note(self, batch: list[ClaimedMessage]) -> None:
+        """Note a claimed batch's suppressed bulk recipients: one query per batch, at most a
+        batch ahead of sending, so mail that waited meets the list as it is when it leaves."""
+        bulk_lane = [m for m in batch if m.priority == LANE_PRIORITY[Lane.BULK]]
+        if bulk_lane:
+            found = await self._db.run(suppression.suppressed_recipients, messages=bulk_lane)
+            self._suppressed.update(found)
+
     async def _release_queued(self) -> None:
+        self._suppressed.clear()
         leftovers, self._unstarted = self._unstarted, []
         while not self._queue.empty():
             message = self._queue.get_nowait()[2]
@@ -237,6 +251,39 @@ class Worker:
         return message
 
     async def _deliver(self, message: ClaimedMessage) -> MessageResult:
+        skipped = self._suppressed.pop(message.id, None)
+        if skipped:
+            return await self._deliver_unsuppressed(message, skipped)
+        return await self._deliver_all(message)
+
+    async def _deliver_unsuppressed(
+        self, message: ClaimedMessage, skipped: dict[int, str]
+    ) -> MessageResult:
+        """Deliver to the recipients not suppressed (if any); the others are recorded as
+        suppressed, with the list's reason, and never reach the server."""
+        assert self._route is not None
+        suppressed = [
+            RecipientResult(
+                recipient=recipient,
+                classification=Classification.PERMANENT,
+                text=suppression.suppressed_text(recipient.address, skipped[recipient.id]),
+                stage="queue",
+                is_suppressed=True,
+            )
+            for recipient in message.recipients
+            if recipient.id in skipped
+        ]
+        kept = tuple(r for r in message.recipients if r.id not in skipped)
+        if not kept:
+            return MessageResult(
+                message=message, server=self._route.server, stage="queue", recipients=suppressed
+            )
+        result = await self._deliver_all(dataclasses.replace(message, recipients=kept))
+        return dataclasses.replace(
+            result, message=message, recipients=[*result.recipients, *suppressed]
+        )
+
+    async def _deliver_all(self, message: ClaimedMessage) -> MessageResult:
         route = self._route
         assert route is not None
         if message.expires_at <= timezone.now():
