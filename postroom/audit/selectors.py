@@ -45,6 +45,17 @@ ACTION_SENTENCES = {
     "email_template.update": "changed an email template",
     "email_template.delete": "deleted an email template",
     "inbox.delete_all": "emptied the sandbox capture",
+    "list.created": "created a list",
+    "list.updated": "changed a list",
+    "list.deleted": "deleted a list",
+    "list.members_added": "added contacts to a list",
+    "list.members_removed": "removed contacts from a list",
+    "segment.created": "created a segment",
+    "segment.updated": "changed a segment",
+    "segment.deleted": "deleted a segment",
+    "suppression.added": "added an address to the suppression list",
+    "suppression.removed": "removed an address from the suppression list",
+    "suppression.imported": "imported addresses into the suppression list",
 }
 
 
