@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 
 POSTROOM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postroom
 export POSTROOM_TEST_POSTGRES_URL
+PYTEST_WORKERS ?= 2
+export PYTEST_WORKERS
 
 .PHONY: run test test-postgres bench lint check-python clean
 
