@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "postroom.contacts",
     "postroom.compose",
     "postroom.audiences",
+    "postroom.campaigns",
     "postroom.webhooks",
     "postroom.web",
     "postroom.runtime",
@@ -211,3 +212,7 @@ POSTROOM_MAX_REQUEST_BYTES = limits.request_body_limit_check(
 )
 POSTROOM_CAPTURE_HOST = env.env_str("CAPTURE_HOST", "127.0.0.1")
 POSTROOM_CAPTURE_PORT = env.env_int("CAPTURE_PORT", 8025)
+# The site's address as recipients' mail programs reach it, for campaigns' unsubscribe and
+# tracking links (https://postroom.example.com). Without it, campaigns are refused outside
+# local mode; locally the links point at POSTROOM_HTTP_HOST:POSTROOM_HTTP_PORT.
+POSTROOM_PUBLIC_URL = env.env_str("PUBLIC_URL", "")

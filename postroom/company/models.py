@@ -84,6 +84,10 @@ class Company(models.Model):
     # Sandbox mode: every message goes to the built-in capture inbox, none leaves the machine.
     sandbox_mode = models.BooleanField("sandbox mode", default=False)
 
+    # Campaign opens (a pixel) and clicks (signed redirects) are counted only when this is
+    # on: it tells the company who read what, so it is off until an administrator decides.
+    campaign_tracking = models.BooleanField("track campaign opens and clicks", default=False)
+
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

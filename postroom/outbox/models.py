@@ -121,6 +121,18 @@ class BulkTemplate(models.Model):
         return f"template {self.content_hash[:12]}"
 
 
+class BulkHold(models.Model):
+    """A bulk template whose messages must not start: its sender (a campaign) paused or
+    cancelled it (postroom.outbox.holds). Deleted when the hold ends; a cancel's stays."""
+
+    template = models.OneToOneField(BulkTemplate, on_delete=models.CASCADE, related_name="hold")
+    held_at = models.DateTimeField()
+    is_cancelled = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"hold of {self.template}"
+
+
 class Message(models.Model):
     message_id = models.CharField(max_length=250, unique=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from postroom.accounts.models import Role, User
 from postroom.core.errors import PostroomError
-from postroom.outbox import wake
+from postroom.outbox import holds, wake
 from postroom.outbox.models import (
     Message,
     MessageStatus,
@@ -34,10 +34,16 @@ def server_pause(*, server: str, code: int | None, reason: str) -> None:
 def server_resume(*, server: str) -> None:
     with transaction.atomic():
         ServerPause.objects.filter(server=server).delete()
-        # Messages held back by the pause go now rather than at their scheduled retry.
+        # Messages held back by the pause (tried, and queued again for later) go now rather
+        # than at their scheduled retry. Mail never tried keeps its time: a campaign's
+        # throttle spacing, a "send at", or a campaign's own hold (postroom.outbox.holds).
+        now = timezone.now()
         Message.objects.filter(
-            status=MessageStatus.QUEUED, next_attempt_at__gt=timezone.now()
-        ).update(next_attempt_at=timezone.now())
+            status=MessageStatus.QUEUED,
+            attempt_count__gt=0,
+            next_attempt_at__gt=now,
+            next_attempt_at__lt=now + holds.HOLD_OFFSET / 2,
+        ).update(next_attempt_at=now)
         transaction.on_commit(wake.notify_workers)
 
 

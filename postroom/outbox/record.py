@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from postroom.outbox import suppression
+from postroom.outbox import observers, suppression
 from postroom.outbox.claim import ClaimedMessage, ClaimedRecipient
 from postroom.outbox.models import (
     ACTIVE_MESSAGE_STATUSES,
@@ -113,6 +113,8 @@ class _Rows:
         # Messages held back because their server paused, by server (see `write`).
         self.held: dict[str, list[int]] = {}
         self.hard_bounces: list[suppression.HardBounce] = []
+        # What became of bulk mail, told to its observers (campaigns) after the commit.
+        self.bulk: list[observers.BulkOutcome] = []
 
     def add(self, result: MessageResult) -> None:
         claimed = result.message
@@ -150,6 +152,15 @@ class _Rows:
             ):
                 self.hard_bounces.append(_hard_bounce(claimed, outcome))
             self._recipient(outcome, transition, text)
+            if claimed.bulk_template_id is not None:
+                self.bulk.append(
+                    observers.BulkOutcome(
+                        claimed.bulk_template_id,
+                        claimed.id,
+                        outcome.recipient.address,
+                        transition.status,
+                    )
+                )
             self.events.append(self._event(claimed, outcome, transition, text))
             self._attempt(result, outcome, at_db, stage=outcome.stage or result.stage, text=text)
         self._message(claimed, statuses, next_times, errors)
@@ -247,6 +258,9 @@ class _Rows:
             cursor.executemany(_INSERT_EVENT, self.events)
             if self.hard_bounces:
                 suppression.hard_bounces_record(self.hard_bounces, now=self.now)
+            if self.bulk:
+                bulk = self.bulk
+                transaction.on_commit(lambda: observers.bulk_outcomes_tell(bulk))
             self._release_if_resumed()
 
     def _release_if_resumed(self) -> None:

@@ -31,7 +31,7 @@ from postroom.mail.bulk import CompiledTemplate
 from postroom.mail.classify import PauseScope
 from postroom.mail.outcome import DeliveryOutcome, Envelope
 from postroom.mail.pool import ConnectionPool
-from postroom.outbox import bulk, claim, pauses, record, suppression, wake
+from postroom.outbox import bulk, claim, holds, pauses, record, suppression, wake
 from postroom.outbox.claim import ClaimedMessage
 from postroom.outbox.models import LANE_PRIORITY, Classification, Lane
 from postroom.outbox.record import MessageResult, RecipientResult
@@ -100,6 +100,9 @@ class Worker:
         # Claimed bulk messages with suppressed recipients: message id -> {recipient id:
         # the reason}. Looked up once per claimed batch (see `_suppressed_note`).
         self._suppressed: dict[int, dict[int, str]] = {}
+        # Bulk templates on hold (a paused or cancelled campaign, postroom.outbox.holds):
+        # their claimed messages go back untried. Read with the pause switch.
+        self._held: frozenset[int] = frozenset()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -150,6 +153,8 @@ class Worker:
         is_woken = True
         route_read_at = -math.inf
         while not self._stopping.is_set():
+            # A poke that came while claiming counts too: a hold must be seen within a second.
+            is_woken = is_woken or self._wake.is_set()
             self._wake.clear()
             self._room.clear()
             # The company's settings and the pause switch are read again after a poke (a pause
@@ -159,6 +164,7 @@ class Worker:
                 route = await self._db.run(self._route_source)
                 await self._use_route(route)
                 self._is_paused = await self._db.run(pauses.server_is_paused, server=route.server)
+                self._held = await self._db.run(holds.bulk_held_template_ids)
                 route_read_at = now
             if self._is_paused:
                 is_woken = await self._sleep(IDLE_WAKE_SECONDS)
@@ -237,6 +243,10 @@ class Worker:
                 if self._stopping.is_set():
                     self._unstarted.append(message)
                     return
+                if message.bulk_template_id in self._held:
+                    self._suppressed.pop(message.id, None)
+                    await self._db.run(holds.message_release_held, messages=[message])
+                    continue
                 result = await self._deliver(message)
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self._pending.append((result, done))

@@ -15,6 +15,7 @@ import datetime as dt
 
 from django.conf import settings
 
+from postroom.campaigns.expansion import CAMPAIGN_JOB_KINDS
 from postroom.contacts.import_runs import IMPORT_JOB_KINDS
 from postroom.outbox.pauses import server_pause_alerts_send
 from postroom.outbox.worker import WorkerOptions, run_worker
@@ -23,7 +24,7 @@ from postroom.queue.jobs import JobKind
 from postroom.queue.runner import run_job_runner
 from postroom.webhooks.dispatcher import run_webhook_dispatcher
 
-JOB_KINDS: dict[str, JobKind] = {**IMPORT_JOB_KINDS}
+JOB_KINDS: dict[str, JobKind] = {**IMPORT_JOB_KINDS, **CAMPAIGN_JOB_KINDS}
 
 
 # How often a lasting pause is looked for; an alert comes at most this late.

@@ -24,6 +24,7 @@ urlpatterns = [
     path("inbox/", include("postroom.web.views.inbox")),
     path("contacts/", include("postroom.web.views.contacts")),
     path("", include("postroom.web.views.compose")),
+    path("", include("postroom.web.views.campaigns")),
     path("api-keys/", include("postroom.web.views.api_keys")),
     path("webhooks/", include("postroom.web.views.webhooks")),
     path("help/", include("postroom.web.views.help")),
