@@ -18,7 +18,9 @@ class ContactList(models.Model):
     name = models.CharField(max_length=200)
     name_key = models.CharField(max_length=200, unique=True, editable=False)
     description = models.TextField(blank=True)
-    members = models.ManyToManyField(Contact, through="ListMember", related_name="lists")
+    members: models.ManyToManyField[Contact, ListMember] = models.ManyToManyField(
+        Contact, through="ListMember", related_name="lists"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     created_by = models.ForeignKey(

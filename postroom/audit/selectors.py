@@ -45,18 +45,6 @@ ACTION_SENTENCES = {
     "email_template.update": "changed an email template",
     "email_template.delete": "deleted an email template",
     "inbox.delete_all": "emptied the sandbox capture",
-    "campaign.created": "created a campaign",
-    "campaign.changed": "changed a draft campaign",
-    "campaign.deleted": "deleted a draft campaign",
-    "campaign.sent": "sent (or scheduled) a campaign",
-    "campaign.paused": "paused a campaign",
-    "campaign.resumed": "resumed a campaign",
-    "campaign.cancelled": "cancelled a campaign",
-    "campaign.tested": "sent a campaign's test message",
-    "campaign_template.created": "created a campaign template",
-    "campaign_template.changed": "changed a campaign template",
-    "campaign_template.deleted": "deleted a campaign template",
-    "company.campaign_tracking": "turned campaign tracking on or off",
     "list.created": "created a list",
     "list.updated": "changed a list",
     "list.deleted": "deleted a list",
@@ -68,6 +56,7 @@ ACTION_SENTENCES = {
     "suppression.added": "added an address to the suppression list",
     "suppression.removed": "removed an address from the suppression list",
     "suppression.imported": "imported addresses into the suppression list",
+    "suppression.exported": "exported the suppression list",
 }
 
 

@@ -25,6 +25,7 @@ urlpatterns = [
     path("contacts/", include("postroom.web.views.contacts")),
     path("", include("postroom.web.views.compose")),
     path("", include("postroom.web.views.campaigns")),
+    path("audiences/", include("postroom.web.views.audiences")),
     path("api-keys/", include("postroom.web.views.api_keys")),
     path("webhooks/", include("postroom.web.views.webhooks")),
     path("help/", include("postroom.web.views.help")),
