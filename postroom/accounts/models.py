@@ -59,6 +59,7 @@ class ApiScope(models.TextChoices):
     SEND = "send", "Send and cancel messages"
     READ = "read", "Read messages and their status"
     CONTACTS = "contacts", "Manage contacts"
+    MARKETING = "marketing", "Marketing: lists, segments, suppression, campaigns"
     ADMIN = "admin", "Everything, including administration"
 
 
