@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path, re_path
 from ninja import NinjaAPI
 
-from postroom.api import contacts, keys, messages
+from postroom.api import contacts, keys, lists, messages, segments, suppressions
 from postroom.api.errors import error_response, install_error_handlers
 
 API_DESCRIPTION = """\
@@ -41,6 +41,9 @@ api = NinjaAPI(
 install_error_handlers(api)
 api.add_router("/v1", messages.router)
 api.add_router("/v1", contacts.router)
+api.add_router("/v1", lists.router)
+api.add_router("/v1", segments.router)
+api.add_router("/v1", suppressions.router)
 api.add_router("/v1", keys.router)
 
 

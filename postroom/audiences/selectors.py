@@ -18,6 +18,7 @@ from postroom.audiences.models import ContactList, ListImport, ListMember, Segme
 from postroom.audiences.rules import rules_clean, rules_q
 from postroom.contacts.models import Contact, ImportJob
 from postroom.core.errors import NotFoundError
+from postroom.outbox.suppression import suppressed_q
 
 # The sample beside a segment's count: enough to see whether the rules mean what the
 # marketer meant, few enough to read at a glance.
@@ -71,6 +72,13 @@ def segment_contacts(*, segment: Segment, now: dt.datetime | None = None) -> Que
 
 def segment_count(*, segment: Segment, now: dt.datetime | None = None) -> int:
     return segment_contacts(segment=segment, now=now).count()
+
+
+def segment_reachable_count(*, segment: Segment, now: dt.datetime | None = None) -> int:
+    """Of the segment's contacts, how many a campaign would mail: consented, with an address
+    not on the suppression list."""
+    matching = segment_contacts(segment=segment, now=now)
+    return matching.filter(marketing_consent=True).exclude(suppressed_q("email_key")).count()
 
 
 def segment_sample(

@@ -25,7 +25,6 @@ from postroom.audiences.models import ContactList, Segment, SegmentMatch
 from postroom.audiences.rules import rules_clean, rules_text
 from postroom.contacts import import_jobs
 from postroom.core.errors import NotFoundError, PostroomError
-from postroom.outbox.suppression import suppressed_q
 from postroom.web.forms.audiences import (
     ListForm,
     MembersAddForm,
@@ -317,10 +316,9 @@ def _preview(form: SegmentForm, rows: list[RuleRow]) -> dict[str, Any]:
         count = matching.count()
     except PostroomError as error:
         return {"preview_error": error.message}
-    reachable = matching.filter(marketing_consent=True).exclude(suppressed_q("email_key"))
     return {
         "count": count,
-        "reachable": reachable.count() if count else 0,
+        "reachable": selectors.segment_reachable_count(segment=probe) if count else 0,
         "sample": selectors.segment_sample(segment=probe) if count else [],
     }
 
