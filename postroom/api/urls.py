@@ -17,7 +17,16 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path, re_path
 from ninja import NinjaAPI
 
-from postroom.api import contacts, keys, lists, messages, segments, suppressions
+from postroom.api import (
+    campaign_templates,
+    campaigns,
+    contacts,
+    keys,
+    lists,
+    messages,
+    segments,
+    suppressions,
+)
 from postroom.api.errors import error_response, install_error_handlers
 
 API_DESCRIPTION = """\
@@ -44,6 +53,8 @@ api.add_router("/v1", contacts.router)
 api.add_router("/v1", lists.router)
 api.add_router("/v1", segments.router)
 api.add_router("/v1", suppressions.router)
+api.add_router("/v1", campaign_templates.router)
+api.add_router("/v1", campaigns.router)
 api.add_router("/v1", keys.router)
 
 
