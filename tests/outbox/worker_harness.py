@@ -21,7 +21,7 @@ from postroom.core.secrets import secret_encrypt
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import OutgoingEmail
 from postroom.outbox.enqueue import message_enqueue
-from postroom.outbox.models import Lane, Message, Source
+from postroom.outbox.models import Lane, Message, MessageStatus, Source
 from postroom.outbox.worker import WorkerOptions, run_worker
 from tests.support.relay import PostfixRelay
 
@@ -114,6 +114,16 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 10, what: str 
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+def message_finished(message: Message, *, timeout: float = 20) -> Message:
+    """Wait until the worker is done with `message` (no longer queued or being sent)."""
+    wait_until(
+        lambda: status_of(message) not in (MessageStatus.QUEUED, MessageStatus.SENDING),
+        timeout=timeout,
+        what=f"message {message.pk} to finish",
+    )
+    return message
 
 
 def status_of(message: Message) -> str:

@@ -4,7 +4,6 @@ which does not count it as delivered."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -21,13 +20,12 @@ from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import (
     Event,
     EventKind,
-    Message,
     MessageStatus,
     RecipientStatus,
     Source,
 )
 from tests.accounts.factories import admin_make
-from tests.outbox.worker_harness import running_worker
+from tests.outbox.worker_harness import message_finished, running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,16 +37,6 @@ def capture(settings: Settings) -> Iterator[CaptureServer]:
     settings.POSTROOM_CAPTURE_PORT = server.port
     yield server
     server.stop()
-
-
-def wait_until_finished(message: Message) -> Message:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        message.refresh_from_db()
-        if message.status not in (MessageStatus.QUEUED, MessageStatus.SENDING):
-            return message
-        time.sleep(0.05)
-    raise AssertionError(f"message {message.pk} still {message.status}")
 
 
 def test_an_invoice_in_sandbox_mode_is_captured_and_never_counted_as_delivered(
@@ -67,7 +55,7 @@ def test_an_invoice_in_sandbox_mode_is_captured_and_never_counted_as_delivered(
         sender_user=admin,
     )
     with running_worker():
-        wait_until_finished(message)
+        message_finished(message)
     assert message.status == MessageStatus.CAPTURED
     assert message.recipients.get().status == RecipientStatus.CAPTURED
     assert message.recipients.get().sent_at is None

@@ -8,7 +8,6 @@ The failure is real: the worker delivers to a scripted SMTP server that refuses 
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import pytest
@@ -18,24 +17,14 @@ from django.urls import reverse
 from postroom.mail.addresses import parse_address
 from postroom.mail.message import Attachment, OutgoingEmail
 from postroom.outbox.enqueue import message_enqueue
-from postroom.outbox.models import Message, MessageStatus, Source
+from postroom.outbox.models import Source
 from tests.accounts.factories import admin_make
-from tests.outbox.worker_harness import company_smtp_at, running_worker
+from tests.outbox.worker_harness import company_smtp_at, message_finished, running_worker
 from tests.support.smtpd import scripted_smtpd as scripted_smtpd  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOBODY = "nobody@example.net"
-
-
-def delivered_once(message: Message) -> Message:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        message.refresh_from_db()
-        if message.status not in (MessageStatus.QUEUED, MessageStatus.SENDING):
-            return message
-        time.sleep(0.05)
-    raise AssertionError(f"message {message.pk} still {message.status}")
 
 
 def test_a_refused_recipient_is_explained_and_the_body_and_attachment_are_shown(
@@ -57,7 +46,7 @@ def test_a_refused_recipient_is_explained_and_the_body_and_attachment_are_shown(
         source=Source.API,
     )
     with running_worker():
-        delivered_once(message)
+        message_finished(message)
 
     client = Client()
     client.force_login(admin_make())
@@ -102,7 +91,7 @@ def test_an_address_its_server_says_does_not_exist_flags_the_contact(
         source=Source.API,
     )
     with running_worker():
-        delivered_once(message)
+        message_finished(message)
 
     client = Client()
     client.force_login(admin)
