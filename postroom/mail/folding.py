@@ -71,6 +71,38 @@ def _label_fits(name: str, maxlen: int) -> bool:
     return len(name) + 2 <= maxlen and name.isascii()
 
 
+# RFC 2369 §2: these fields hold angle-bracketed URLs, separated by commas; whitespace must
+# not be put inside the brackets, and an encoded word there would be read as part of the URL
+# (RFC 8058's one-click POST goes to List-Unsubscribe's HTTPS URL). They are folded only
+# after a comma, and a URL longer than a line stays whole: RFC 5322 §2.1.1 allows 998.
+URL_LIST_HEADERS = frozenset(
+    {"list-help", "list-unsubscribe", "list-subscribe", "list-post", "list-owner", "list-archive"}
+)
+_URL = r"<[!-;=?-~]+>"  # printable ASCII but the brackets and the blank
+_URL_LIST = re.compile(rf"{_URL}(?:[ \t]*,[ \t]*{_URL})*")
+_MAX_LINE = 998
+_URL_LIST_WIDTH = 78  # RFC 5322 §2.1.1's SHOULD, kept wherever a comma allows it
+
+
+def fold_url_list(name: str, value: str) -> str | None:
+    """`Name: <url1>,\r\n <url2>\r\n`, or None when `value` is not a list of URLs that
+    fits (then it is folded as unstructured text)."""
+    text = value.strip(WSP)
+    if not _URL_LIST.fullmatch(text):
+        return None
+    urls = re.findall(_URL, text)
+    lines = [f"{name}: {urls[0]}"]
+    for url in urls[1:]:
+        if len(lines[-1]) + len(", ") + len(url) <= _URL_LIST_WIDTH:
+            lines[-1] += ", " + url
+        else:
+            lines[-1] += ","
+            lines.append(" " + url)
+    if any(len(line) > _MAX_LINE for line in lines):
+        return None
+    return CRLF.join(lines) + CRLF
+
+
 def fold_unstructured(name: str, value: str, *, policy: EmailPolicy[Any] = POLICY) -> str:
     """Return the header line(s) for an unstructured header (Subject, X-…): the email package's
     folding, except where the package's output would not read back as the value.
@@ -83,6 +115,8 @@ def fold_unstructured(name: str, value: str, *, policy: EmailPolicy[Any] = POLIC
     back to the value, it is written as encoded words throughout instead, blanks inside them.
     Both builders fold Subject and custom headers through here, so they still agree.
     """
+    if name.lower() in URL_LIST_HEADERS and (urls := fold_url_list(name, value)) is not None:
+        return urls
     maxlen = policy.max_line_length or sys.maxsize  # as the package: 0 or None, no limit
     if policy.utf8 or not _label_fits(name, maxlen):
         return _package_fold(name, value, policy)

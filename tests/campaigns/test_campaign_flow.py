@@ -48,6 +48,10 @@ def test_each_consenting_unsuppressed_contact_gets_the_campaign_once_with_its_ow
     for item in received.values():
         parsed = email.message_from_bytes(item.content, policy=default_policy)
         assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        # The URLs as they are on the wire: whole, never RFC 2047 encoded words (RFC 2369 §2).
+        head = item.content.split(b"\r\n\r\n", 1)[0].decode()
+        line = head[head.index("List-Unsubscribe:") :].split("\r\nList-Unsubscribe-Post")[0]
+        assert "=?" not in line and "<http://127.0.0.1:8000/u/" in line
         https, mailto = (part.strip(" <>") for part in parsed["List-Unsubscribe"].split(","))
         assert https.startswith("http://127.0.0.1:8000/u/")
         assert mailto.startswith("mailto:office@example.com?subject=unsubscribe%20")
