@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "postroom.compose",
     "postroom.audiences",
     "postroom.campaigns",
+    "postroom.reports",
     "postroom.webhooks",
     "postroom.web",
     "postroom.runtime",
@@ -216,3 +217,10 @@ POSTROOM_CAPTURE_PORT = env.env_int("CAPTURE_PORT", 8025)
 # tracking links (https://postroom.example.com). Without it, campaigns are refused outside
 # local mode; locally the links point at POSTROOM_HTTP_HOST:POSTROOM_HTTP_PORT.
 POSTROOM_PUBLIC_URL = env.env_str("PUBLIC_URL", "")
+
+# Reports (docs/reports.md): every query's time limit and row cap, the largest file mailed
+# as an attachment (larger ones go as a signed link, valid this many days).
+POSTROOM_REPORT_TIMEOUT_SECONDS = env.env_int("REPORT_TIMEOUT_SECONDS", 60)
+POSTROOM_REPORT_MAX_ROWS = env.env_int("REPORT_MAX_ROWS", 100_000)
+POSTROOM_REPORT_ATTACH_MAX_BYTES = env.env_int("REPORT_ATTACH_MAX_BYTES", 10 * 1024 * 1024)
+POSTROOM_REPORT_LINK_DAYS = env.env_int("REPORT_LINK_DAYS", 7)

@@ -57,6 +57,18 @@ ACTION_SENTENCES = {
     "suppression.removed": "removed an address from the suppression list",
     "suppression.imported": "imported addresses into the suppression list",
     "suppression.exported": "exported the suppression list",
+    "report_source.created": "connected a database for reports",
+    "report_source.updated": "changed a report data source",
+    "report_source.deleted": "removed a report data source",
+    "report.created": "wrote a report",
+    "report.updated": "changed a report",
+    "report.deleted": "deleted a report",
+    "report_schedule.created": "scheduled a report",
+    "report_schedule.updated": "changed a report's schedule",
+    "report_schedule.deleted": "deleted a report's schedule",
+    "report_schedule.paused": "paused a report's schedule",
+    "report_schedule.resumed": "resumed a report's schedule",
+    "report_schedule.run_now": "ran a scheduled report now",
 }
 
 

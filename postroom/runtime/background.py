@@ -22,9 +22,11 @@ from postroom.outbox.worker import WorkerOptions, run_worker
 from postroom.queue.dbthread import DatabaseThread
 from postroom.queue.jobs import JobKind
 from postroom.queue.runner import run_job_runner
+from postroom.reports.runs import REPORT_JOB_KINDS
+from postroom.reports.scheduler import run_report_scheduler
 from postroom.webhooks.dispatcher import run_webhook_dispatcher
 
-JOB_KINDS: dict[str, JobKind] = {**IMPORT_JOB_KINDS, **CAMPAIGN_JOB_KINDS}
+JOB_KINDS: dict[str, JobKind] = {**IMPORT_JOB_KINDS, **CAMPAIGN_JOB_KINDS, **REPORT_JOB_KINDS}
 
 
 # How often a lasting pause is looked for; an alert comes at most this late.
@@ -32,21 +34,25 @@ PAUSE_CHECK_SECONDS = 60
 
 
 async def run_background(options: WorkerOptions, *, stop: asyncio.Event) -> None:
-    """Deliver the outbox and the webhook events its state changes write, run the jobs, and
-    alert the administrators of a lasting pause, until `stop` is set."""
+    """Deliver the outbox and the webhook events its state changes write, run the jobs, start
+    due report schedules, and alert the administrators of a lasting pause, until `stop` is
+    set."""
     companions_stop = asyncio.Event()
     webhooks = asyncio.create_task(run_webhook_dispatcher(stop=companions_stop), name="webhooks")
     jobs = asyncio.create_task(
         run_job_runner(JOB_KINDS, name=options.name, stop=companions_stop), name="jobs"
     )
     pauses = asyncio.create_task(_watch_pauses(stop=companions_stop), name="pauses")
+    reports = asyncio.create_task(
+        run_report_scheduler(name=options.name, stop=companions_stop), name="reports"
+    )
     try:
         await run_worker(options, stop=stop)
     finally:
         companions_stop.set()
         # Requests in flight finish (10 s at most each) and are recorded; running jobs stop
         # at their next step and go back to the queue.
-        await asyncio.gather(webhooks, jobs, pauses)
+        await asyncio.gather(webhooks, jobs, pauses, reports)
 
 
 async def _watch_pauses(*, stop: asyncio.Event) -> None:
