@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,24 @@ _INSERT_ATTEMPT = (
     "INSERT INTO outbox_attempt (message_id, recipient_id, at, server, worker, stage, code, "
     "enhanced_code, text, classification) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
+
+
+def suppressed_results(
+    message: ClaimedMessage, skipped: Mapping[int, str]
+) -> list[RecipientResult]:
+    """The outcomes of the recipients the worker did not send to because their address is
+    suppressed (`skipped`: recipient id -> the list's reason): final, at stage "queue"."""
+    return [
+        RecipientResult(
+            recipient=recipient,
+            classification=Classification.PERMANENT,
+            text=suppression.suppressed_text(recipient.address, skipped[recipient.id]),
+            stage="queue",
+            is_suppressed=True,
+        )
+        for recipient in message.recipients
+        if recipient.id in skipped
+    ]
 
 
 def delivery_record(

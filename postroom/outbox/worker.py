@@ -272,17 +272,7 @@ class Worker:
         """Deliver to the recipients not suppressed (if any); the others are recorded as
         suppressed, with the list's reason, and never reach the server."""
         assert self._route is not None
-        suppressed = [
-            RecipientResult(
-                recipient=recipient,
-                classification=Classification.PERMANENT,
-                text=suppression.suppressed_text(recipient.address, skipped[recipient.id]),
-                stage="queue",
-                is_suppressed=True,
-            )
-            for recipient in message.recipients
-            if recipient.id in skipped
-        ]
+        suppressed = record.suppressed_results(message, skipped)
         kept = tuple(r for r in message.recipients if r.id not in skipped)
         if not kept:
             return MessageResult(

@@ -154,7 +154,8 @@ def test_a_message_sent_by_the_real_worker_is_reported_queued_then_sent(
         company_smtp_at(server.port)
         with running_worker():
             message = enqueue("bob@example.net", "gone@example.net")
-            requests = receiver.wait_for(3)
+            # The 5.1.1 at RCPT is a hard bounce: the address is suppressed, with its event.
+            requests = receiver.wait_for(4)
     events = {
         (payload["type"], payload["data"].get("recipient")): payload
         for payload in (json.loads(request.body) for request in requests)
@@ -163,6 +164,7 @@ def test_a_message_sent_by_the_real_worker_is_reported_queued_then_sent(
         ("message.queued", None),
         ("message.sent", "bob@example.net"),
         ("message.failed", "gone@example.net"),
+        ("recipient.suppressed", "gone@example.net"),
     }
     failed = events[("message.failed", "gone@example.net")]["data"]
     assert (failed["code"], failed["enhanced_code"]) == (550, "5.1.1")
