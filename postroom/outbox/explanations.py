@@ -22,21 +22,21 @@ def recipient_explanations(*, message: Message, recipients: Sequence[Recipient])
     if not any(recipient.status in _EXPLAINED for recipient in recipients):
         return {}
     latest: dict[int | None, Attempt] = {}
-    for attempt in Attempt.objects.filter(message=message).order_by("at", "id"):
-        latest[attempt.recipient_id] = attempt
+    for recorded in Attempt.objects.filter(message=message).order_by("at", "id"):
+        latest[recorded.recipient_id] = recorded
     explanations = {}
     for recipient in recipients:
-        attempt = _latest_of(latest.get(recipient.pk), latest.get(None))
-        if recipient.status in _EXPLAINED and attempt is not None:
+        last = _latest_of(latest.get(recipient.pk), latest.get(None))
+        if recipient.status in _EXPLAINED and last is not None:
             explanations[recipient.pk] = explain_failure(
-                stage=attempt.stage,
-                classification=attempt.classification,
-                code=attempt.code,
-                enhanced=attempt.enhanced_code,
-                text=attempt.text,
+                stage=last.stage,
+                classification=last.classification,
+                code=last.code,
+                enhanced=last.enhanced_code,
+                text=last.text,
                 sender=message.envelope_from,
                 recipient=recipient.address,
-                host=attempt.server.rpartition(":")[0],
+                host=last.server.rpartition(":")[0],
             ).sentence
     return explanations
 
