@@ -14,9 +14,11 @@ import datetime as dt
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils import timezone
 
 from postroom.campaigns.links import public_url
 from postroom.core.errors import ConfigurationError, PostroomError
+from postroom.reports.models import RunFile
 
 _SALT = "postroom.reports.download"
 
@@ -50,6 +52,21 @@ def download_run_id(token: str) -> int:
     if not isinstance(run_id, int):
         raise DownloadLinkError("This download link is not valid: it was changed or cut short.")
     return run_id
+
+
+def download_file(token: str) -> RunFile:
+    """The file a link names, while the link and the file last; DownloadLinkError if not."""
+    run_id = download_run_id(token)
+    file = (
+        RunFile.objects.select_related("run")
+        .filter(run_id=run_id, expires_at__gt=timezone.now())
+        .first()
+    )
+    if file is None:
+        raise DownloadLinkError(
+            "This download link has expired. Ask whoever sends the report to run it again."
+        )
+    return file
 
 
 def download_url(*, run_id: int) -> str:

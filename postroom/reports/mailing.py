@@ -138,7 +138,6 @@ def report_mail(
         attachments=[]
         if link
         else [Attachment(document.filename, document.content_type, document.data)],
-        headers={"X-Postroom-Report": str(run.report_id)},
     )
     return message_enqueue(email=email, source=Source.REPORT, lane=Lane.BULK)
 

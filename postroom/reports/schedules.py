@@ -69,7 +69,7 @@ def schedule_clean(values: ScheduleInput) -> dict[str, Any]:
         raise ValidationError(f"A subject has at most {SUBJECT_MAX} characters.", field="subject")
     letter_check(subject=subject, body=values.body)
     addresses = [
-        parse_address(text, label="Recipient", field="recipient_addresses").addr_spec
+        parse_address(text, label="Recipient", field="recipient_addresses").formatted
         for text in values.recipient_addresses
         if text.strip()
     ]

@@ -20,9 +20,9 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.utils.exceptions import IllegalCharacterError
 
 from postroom.contacts.exporting import BYTE_ORDER_MARK, csv_safe
 from postroom.reports.table import ReportError, Table, plain_value, truncation_note
@@ -79,6 +79,11 @@ def _xlsx_value(value: Any, *, column: str, tz: dt.tzinfo) -> Any:
         return str(value)
     if isinstance(value, Decimal) and not value.is_finite():
         return str(value)
+    if isinstance(value, str) and ILLEGAL_CHARACTERS_RE.search(value):
+        raise ReportError(
+            f"A text in the column “{column}” holds a control character that an Excel cell "
+            "cannot hold. Remove it in the query (REPLACE(…)), or choose CSV."
+        )
     if isinstance(value, str) and len(value) > XLSX_MAX_CELL_CHARS:
         raise ReportError(
             f"A value in the column “{column}” has {len(value):,} characters; an Excel cell "
@@ -114,18 +119,12 @@ def xlsx_render(table: Table, *, tz: dt.tzinfo) -> bytes:
         width = min(max(longest + 2, _MIN_WIDTH), _MAX_WIDTH)
         sheet.column_dimensions[get_column_letter(index)].width = width
     bold = Font(bold=True)
-    try:
-        sheet.append([_cell(sheet, name, font=bold) for name in table.columns])
-        for row in rows:
-            sheet.append([_cell(sheet, value) for value in row])
-        if table.is_truncated:
-            sheet.append([])
-            sheet.append([_cell(sheet, truncation_note(table), font=bold)])
-    except IllegalCharacterError:
-        raise ReportError(
-            "A text in the result holds a control character that an Excel cell cannot "
-            "hold. Remove it in the query (REPLACE(…)), or choose CSV."
-        ) from None
+    sheet.append([_cell(sheet, name, font=bold) for name in table.columns])
+    for row in rows:
+        sheet.append([_cell(sheet, value) for value in row])
+    if table.is_truncated:
+        sheet.append([])
+        sheet.append([_cell(sheet, truncation_note(table), font=bold)])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

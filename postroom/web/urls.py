@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("postroom.web.views.compose")),
     path("", include("postroom.web.views.campaigns")),
     path("audiences/", include("postroom.web.views.audiences")),
+    path("reports/", include("postroom.web.views.reports")),
     path("api-keys/", include("postroom.web.views.api_keys")),
     path("webhooks/", include("postroom.web.views.webhooks")),
     path("help/", include("postroom.web.views.help")),
