@@ -206,10 +206,9 @@ def letter_preview(
     """Render `letter` for `row` (a contact, or SAMPLE_ROW), links and all."""
     company = company_get()
     values = recipient_values(
-        campaign_id=campaign_id,
         row=row,
         company_name=company.name,
-        base_url=links.public_url(),
+        links_for=links.LinkMaker(base=links.public_url(), campaign_id=campaign_id),
         mailto_address=letter.from_.addr_spec,
         is_tracking=bool(letter.tracked_links) or "tracking.open" in letter.html,
     )

@@ -45,7 +45,9 @@ from postroom.contacts.models import Contact
 from postroom.core.errors import PostroomError
 from postroom.mail.addresses import Address
 from postroom.mail.bulk import CompiledTemplate
-from postroom.outbox.bulk import bulk_enqueue, bulk_template_compiled
+from postroom.mail.custom_headers import check_subject
+from postroom.mail.header_text import check_header_text
+from postroom.outbox.bulk import bulk_enqueue, bulk_template_compiled, rows_insert
 from postroom.outbox.models import BulkTemplate, Source
 from postroom.queue.jobs import ClaimedJob, JobCancelledError, JobKind
 from postroom.queue.runner import JobContext
@@ -59,8 +61,6 @@ CAMPAIGN_SEND = "campaigns.send"
 BATCH = 500
 # Pre-flight reports this many failing rows (their count is always whole).
 REPORT_ROWS = 200
-# The Message-ID the pre-flight renders with: any valid one (the real one is made at enqueue).
-_PREFLIGHT_MESSAGE_ID = "<preflight@postroom.invalid>"
 
 
 class _Stopped(Exception):  # noqa: N818 - a signal, not an error
@@ -97,7 +97,7 @@ class _Job:
         self.campaign = campaign
         self.context = context
         self.company_name = company_get().name
-        self.base_url = links.public_url()
+        self.links = links.LinkMaker(base=links.public_url(), campaign_id=campaign.pk)
         template: BulkTemplate = campaign.bulk_template  # type: ignore[assignment]
         self.template = template
         self.mailto = template.from_address
@@ -118,10 +118,9 @@ class _Job:
 
     def _values(self, row: Any) -> dict[str, Any]:
         return recipient_values(
-            campaign_id=self.campaign.pk,
             row=row,
             company_name=self.company_name,
-            base_url=self.base_url,
+            links_for=self.links,
             mailto_address=self.mailto,
             is_tracking=self.campaign.is_tracking,
         )
@@ -135,10 +134,9 @@ class _Job:
         self.context.phase("Pre-flight: rendering every recipient's message", total=total)
         checked = failed = 0
         report: list[list[Any]] = []
-        now = timezone.now()
         for batch in self._batches(after=0):
             for row in batch.rows:
-                problem = self._render_problem(compiled, row, now)
+                problem = self._render_problem(compiled, row)
                 if problem:
                     failed += 1
                     if len(report) < REPORT_ROWS:
@@ -157,16 +155,25 @@ class _Job:
                 self.context.finish()
         return not failed
 
-    def _render_problem(self, compiled: CompiledTemplate, row: Any, now: dt.datetime) -> str:
+    def _render_problem(self, compiled: CompiledTemplate, row: Any) -> str:
+        """What stops this recipient's message, in words ("" for nothing).
+
+        Every merged field is filled and checked as the worker's renderer checks it (a line
+        break a value puts in the subject or a header, a value with no text form); the MIME
+        encoding that follows cannot fail on checked text, so it is left to the worker: a
+        tenth of the cost of rendering whole messages twice.
+        """
         try:
-            compiled.render(
-                to=Address(row.name, row.email),
-                message_id=_PREFLIGHT_MESSAGE_ID,
-                date=now,
-                values=self._values(row),
-            )
+            email = compiled.merged_email(to=Address(row.name, row.email), values=self._values(row))
+            check_subject(email.subject)
+            for name, value in email.headers.items():
+                check_header_text(value, label=f"Header {name}", what="the value", field="headers")
+            for part in (email.text, email.html):
+                (part or "").encode("utf-8")
         except PostroomError as error:
             return error.message
+        except UnicodeEncodeError:
+            return "A merged value contains an invalid character (a lone surrogate)."
         return ""
 
     # Expansion.
@@ -213,11 +220,10 @@ class _Job:
                     source=Source.CAMPAIGN,
                     not_before_at=due,
                 )
-            CampaignRecipient.objects.bulk_create(
-                CampaignRecipient(
-                    campaign_id=self.campaign.pk, contact_id=row.contact_id, address=row.email
-                )
-                for row in batch.rows
+            rows_insert(
+                CampaignRecipient(campaign_id=self.campaign.pk, contact_id=0, address=""),
+                ("contact_id", "address"),
+                [(row.contact_id, row.email) for row in batch.rows],
             )
 
     def _stopped(self) -> None:

@@ -62,8 +62,17 @@ def bulk_outcomes_seen(outcomes: Sequence[observers.BulkOutcome]) -> None:
     by_template: dict[int, list[observers.BulkOutcome]] = collections.defaultdict(list)
     for outcome in outcomes:
         by_template[outcome.template_id].append(outcome)
-    campaigns = Campaign.objects.select_for_update().filter(
+    campaigns = Campaign.objects.filter(
         bulk_template_id__in=list(by_template), status__in=RUNNING_STATUSES
+    ).only(
+        "pk",
+        "name",
+        "status",
+        "bulk_template_id",
+        "is_expanded",
+        "auto_pause_window",
+        "auto_pause_percent",
+        "recent_outcomes",
     )
     for campaign in campaigns:
         assert campaign.bulk_template_id is not None
@@ -86,8 +95,10 @@ def _window_add(campaign: Campaign, seen: Iterable[observers.BulkOutcome]) -> No
     window = campaign.auto_pause_window
     marks = "".join("1" if outcome.status == RecipientStatus.FAILED else "0" for outcome in seen)
     recent = (campaign.recent_outcomes + marks)[-window:]
-    Campaign.objects.filter(pk=campaign.pk).update(recent_outcomes=recent)
     failures = recent.count("1")
+    if failures or recent != campaign.recent_outcomes:
+        # A full window of successes stays one: most batches of a good list write nothing.
+        Campaign.objects.filter(pk=campaign.pk).update(recent_outcomes=recent)
     if len(recent) < window or failures * 100 <= campaign.auto_pause_percent * window:
         return
     campaign_pause(

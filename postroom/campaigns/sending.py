@@ -147,16 +147,15 @@ def preview_sender() -> tuple[Address, tuple[Address, ...]]:
 
 def recipient_values(
     *,
-    campaign_id: int,
     row: AudienceRow,
     company_name: str,
-    base_url: str,
+    links_for: links.LinkMaker,
     mailto_address: str,
     is_tracking: bool,
 ) -> dict[str, Any]:
     """One recipient's merge values, its signed links included."""
-    token = links.token_make(campaign_id=campaign_id, contact_id=row.contact_id)
-    urls = links.recipient_links(base=base_url, token=token)
+    token = links_for.token(row.contact_id)
+    urls = links_for.links(token)
     values: dict[str, Any] = {
         "contact": {
             "first_name": row.first_name,

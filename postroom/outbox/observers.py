@@ -2,10 +2,11 @@
 
 Campaigns count their outcomes (to pause a campaign whose messages keep failing, and to
 notice that it finished) without the outbox knowing campaigns: an app above registers an
-observer when it starts, and the recorder tells every observer, after the outcomes are
-committed, what became of each bulk message. An observer runs on the worker's database
-thread in its own transaction; one that fails is logged with its traceback and never undoes
-or holds up the delivery it observes.
+observer when it starts, and the recorder tells every observer what became of each bulk
+message, inside the transaction that records it (a second durable commit per recorded
+batch would cost the worker more than the observing). Each observer runs in a savepoint of
+its own: one that fails is rolled back alone and logged with its traceback, and never
+undoes or holds up the delivery it observes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def bulk_observer_add(observer: BulkObserver) -> None:
 
 
 def bulk_outcomes_tell(outcomes: Sequence[BulkOutcome]) -> None:
-    """Tell every observer; call it once the outcomes are committed."""
+    """Tell every observer, each in a savepoint of the caller's transaction."""
     for observer in list(_observers):
         try:
             with transaction.atomic():

@@ -131,7 +131,7 @@ class _Rows:
         # Messages held back because their server paused, by server (see `write`).
         self.held: dict[str, list[int]] = {}
         self.hard_bounces: list[suppression.HardBounce] = []
-        # What became of bulk mail, told to its observers (campaigns) after the commit.
+        # What became of bulk mail, told to its observers (campaigns) in the transaction.
         self.bulk: list[observers.BulkOutcome] = []
 
     def add(self, result: MessageResult) -> None:
@@ -277,8 +277,7 @@ class _Rows:
             if self.hard_bounces:
                 suppression.hard_bounces_record(self.hard_bounces, now=self.now)
             if self.bulk:
-                bulk = self.bulk
-                transaction.on_commit(lambda: observers.bulk_outcomes_tell(bulk))
+                observers.bulk_outcomes_tell(self.bulk)
             self._release_if_resumed()
 
     def _release_if_resumed(self) -> None:

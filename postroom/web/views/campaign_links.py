@@ -28,7 +28,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from postroom.campaigns import responses
+from postroom.campaigns import links, responses
 from postroom.campaigns.links import LinkError
 from postroom.campaigns.sending import ONE_CLICK
 from postroom.company.selectors import company_get
@@ -113,7 +113,7 @@ def click(request: HttpRequest, token: str, index: int) -> HttpResponse:
 
 
 urlpatterns = [
-    path("u/<str:token>/", unsubscribe, name="campaign_unsubscribe"),
-    path("t/o/<str:token>/", open_pixel, name="campaign_open"),
-    path("t/c/<str:token>/<int:index>/", click, name="campaign_click"),
+    path(f"{links.UNSUBSCRIBE_PATH}<str:token>/", unsubscribe, name="campaign_unsubscribe"),
+    path(f"{links.OPEN_PATH}<str:token>/", open_pixel, name="campaign_open"),
+    path(f"{links.CLICK_PATH}<str:token>/<int:index>/", click, name="campaign_click"),
 ]
