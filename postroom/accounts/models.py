@@ -60,6 +60,7 @@ class ApiScope(models.TextChoices):
     READ = "read", "Read messages and their status"
     CONTACTS = "contacts", "Manage contacts"
     MARKETING = "marketing", "Marketing: lists, segments, suppression, campaigns"
+    REPORTS = "reports", "Reports: list reports, run schedules now, read run history"
     ADMIN = "admin", "Everything, including administration"
 
 

@@ -24,6 +24,7 @@ from postroom.api import (
     keys,
     lists,
     messages,
+    reports,
     segments,
     suppressions,
 )
@@ -55,6 +56,7 @@ api.add_router("/v1", segments.router)
 api.add_router("/v1", suppressions.router)
 api.add_router("/v1", campaign_templates.router)
 api.add_router("/v1", campaigns.router)
+api.add_router("/v1", reports.router)
 api.add_router("/v1", keys.router)
 
 
