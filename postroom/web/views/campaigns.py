@@ -40,6 +40,7 @@ CHART_BASELINE = 120
 CHART_HEIGHT = 110
 CHART_BAR_STEP = 14
 CHART_BAR_WIDTH = 10
+CHART_MIN_BARS = 15
 # The recipient statuses offered as filters, in the order people look for them.
 RECIPIENT_FILTERS = (
     RecipientStatus.DEFERRED,
@@ -144,7 +145,8 @@ def _detail_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
         "stats": stats,
         "bars": chart_bars(buckets, unit),
         "chart_unit": unit,
-        "chart_width": max(CHART_BAR_STEP * len(buckets), CHART_BAR_STEP),
+        # At least a quarter of the bars' room: a campaign of a few minutes is a few bars.
+        "chart_width": CHART_BAR_STEP * max(len(buckets), CHART_MIN_BARS),
         "bar_width": CHART_BAR_WIDTH,
         "page": page,
         "rows": rows,
