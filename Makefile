@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 
 POSTROOM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postroom
 export POSTROOM_TEST_POSTGRES_URL
+POSTROOM_TEST_MARIADB_URL ?= mysql://root@127.0.0.1:3306/
+export POSTROOM_TEST_MARIADB_URL
 PYTEST_WORKERS ?= 2
 export PYTEST_WORKERS
 
@@ -20,13 +22,14 @@ test: $(VENV)/.installed-dev
 	bash scripts/test-prereqs
 	PYTHON=$(BIN)/python bash scripts/check-python
 	PYTHON=$(BIN)/python bash scripts/check-postgres
+	PYTHON=$(BIN)/python bash scripts/check-mariadb
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 	$(MAKE) --no-print-directory test-postgres
 	@echo "Screenshots of the pages the browser tests saw: $(CURDIR)/test-screenshots"
 
 test-postgres: $(VENV)/.installed-dev
 	POSTROOM_DATABASE_URL=$(POSTROOM_TEST_POSTGRES_URL) $(BIN)/pytest -n $(PYTEST_WORKERS) tests/outbox tests/webhooks \
-	  tests/api/test_idempotency_race.py
+	  tests/api/test_idempotency_race.py tests/reports/test_scheduler.py
 
 # The whole suite again on CPython 3.12 and 3.13 (SQLite), each in its .venv-3.X; CI runs it
 # after `make test`. TESTS narrows it: make test-pythons TESTS=tests/mail. See scripts/test-pythons.

@@ -48,6 +48,7 @@ def source_make(
             port=database.port or None,
             database=database.name,
             username=database.user,
+            password=database.password,
         ),
     )
 

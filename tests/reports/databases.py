@@ -17,13 +17,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pymysql
 import pytest
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-MARIADB_HOST, MARIADB_PORT, MARIADB_USER = "127.0.0.1", 3306, "root"
+# The servers `make test` checks (scripts/check-postgres, scripts/check-mariadb).
+_PG = urlsplit(os.environ.get("POSTROOM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/"))
+_MARIADB = urlsplit(os.environ.get("POSTROOM_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/"))
+PG_HOST, PG_PORT, PG_USER = (
+    _PG.hostname or "127.0.0.1",
+    _PG.port or 5432,
+    _PG.username or "postgres",
+)
+PG_PASSWORD = _PG.password or None
+MARIADB_HOST, MARIADB_PORT = _MARIADB.hostname or "127.0.0.1", _MARIADB.port or 3306
+MARIADB_USER, MARIADB_PASSWORD = _MARIADB.username or "root", _MARIADB.password or ""
 
 SALES = [
     (1, dt.date(2026, 5, 1), "North", Decimal("120.50"), "Ann Müller"),
@@ -40,6 +50,7 @@ class ExternalDatabase:
     port: int
     user: str
     name: str  # the database's name, or the SQLite file's path
+    password: str = ""
 
 
 def _database_name() -> str:
@@ -61,6 +72,7 @@ def postgres_source() -> Iterator[ExternalDatabase]:
             host=PG_HOST,
             port=PG_PORT,
             user=PG_USER,
+            password=PG_PASSWORD,
             dbname="postgres",
             autocommit=True,
             connect_timeout=5,
@@ -76,7 +88,7 @@ def postgres_source() -> Iterator[ExternalDatabase]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
     with psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=name, autocommit=True
+        host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD, dbname=name, autocommit=True
     ) as connection:
         connection.execute(
             "CREATE TABLE sales (id int PRIMARY KEY, day date, region text, amount numeric(10,2),"
@@ -92,16 +104,25 @@ def postgres_source() -> Iterator[ExternalDatabase]:
             "CREATE FUNCTION log_it() RETURNS int LANGUAGE sql AS "
             "$$ INSERT INTO audit_log VALUES (1) RETURNING 1 $$"
         )
-    yield ExternalDatabase("postgresql", PG_HOST, PG_PORT, PG_USER, name)
+    yield ExternalDatabase("postgresql", PG_HOST, PG_PORT, PG_USER, name, PG_PASSWORD or "")
     with psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
+        host=PG_HOST,
+        port=PG_PORT,
+        user=PG_USER,
+        password=PG_PASSWORD,
+        dbname="postgres",
+        autocommit=True,
     ) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def postgres_rows(source: ExternalDatabase, sql: str) -> list[tuple[object, ...]]:
     with psycopg.connect(
-        host=source.host, port=source.port, user=source.user, dbname=source.name
+        host=source.host,
+        port=source.port,
+        user=source.user,
+        password=PG_PASSWORD,
+        dbname=source.name,
     ) as connection:
         return connection.execute(sql).fetchall()
 
@@ -111,7 +132,7 @@ def _mariadb(database: str | None = None) -> pymysql.connections.Connection:
         host=MARIADB_HOST,
         port=MARIADB_PORT,
         user=MARIADB_USER,
-        password="",
+        password=MARIADB_PASSWORD,
         database=database,
         autocommit=True,
         connect_timeout=5,
@@ -147,7 +168,9 @@ def mariadb_source() -> Iterator[ExternalDatabase]:
             "CREATE FUNCTION log_it() RETURNS int MODIFIES SQL DATA "
             "BEGIN INSERT INTO audit_log VALUES (1); RETURN 1; END"
         )
-    yield ExternalDatabase("mysql", MARIADB_HOST, MARIADB_PORT, MARIADB_USER, name)
+    yield ExternalDatabase(
+        "mysql", MARIADB_HOST, MARIADB_PORT, MARIADB_USER, name, MARIADB_PASSWORD
+    )
     with _mariadb() as admin, admin.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 

@@ -164,7 +164,13 @@ def test_a_mariadb_query_killed_midway_is_said_in_words(mariadb_source: External
 
     thread = threading.Thread(target=slow)
     thread.start()
-    killer = pymysql.connect(host=mariadb_source.host, user="root", password="", autocommit=True)
+    killer = pymysql.connect(
+        host=mariadb_source.host,
+        port=mariadb_source.port,
+        user=mariadb_source.user,
+        password=mariadb_source.password,
+        autocommit=True,
+    )
     try:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
