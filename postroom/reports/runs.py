@@ -149,7 +149,7 @@ def run_stopped(claimed: ClaimedJob, error: Exception) -> None:
             "report", "report__owner", "schedule", "schedule__created_by"
         )
         .filter(
-            pk=claimed.payload.get("run_id"),
+            pk=int(claimed.payload.get("run_id") or 0),
             job_id=claimed.id,
             status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
         )

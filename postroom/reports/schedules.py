@@ -30,7 +30,8 @@ from postroom.reports.timing import cron_clean, next_run_after, preset_cron, zon
 # One email to more people than this is a mailing list, which campaigns are for
 # (postroom.api.schemas.MAX_RECIPIENTS_PER_FIELD is the same bound).
 MAX_RECIPIENTS = 1000
-# A report larger than the message limit can never be attached.
+# A subject is one header line, folded: far below RFC 5322's 998 characters a line, and longer
+# than any subject a person reads.
 SUBJECT_MAX = 500
 
 

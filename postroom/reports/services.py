@@ -14,6 +14,8 @@ from django.db import IntegrityError, transaction
 
 from postroom.accounts.models import Role, User
 from postroom.audit.services import audit_record
+
+# The one rule of a write-only password (keep, replace or clear), the SMTP password's.
 from postroom.company.services import _secret_change
 from postroom.core.errors import PermissionDeniedError, ValidationError
 from postroom.mail.header_text import reject_control_characters

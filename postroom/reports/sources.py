@@ -224,7 +224,7 @@ def _since(started: float) -> dt.timedelta:
 
 
 def _first_line(error: BaseException) -> str:
-    args = getattr(error, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
     if len(args) == 2 and isinstance(args[0], int):  # PyMySQL: (number, message)
         text = f"{args[1]} ({args[0]})"
     else:

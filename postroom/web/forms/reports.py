@@ -13,6 +13,7 @@ from django.conf import settings
 from postroom.accounts.models import Role, User
 from postroom.contacts.models import Contact
 from postroom.reports.builtins import BUILTINS
+from postroom.reports.mailing import DEFAULT_BODY, DEFAULT_SUBJECT
 from postroom.reports.models import ChartKind, DataSource, Frequency, ReportFormat, SourceKind
 from postroom.reports.parameters import DATE_HELP, PARAMETER_TYPES, PERIOD_HELP
 from postroom.reports.schedules import ScheduleInput
@@ -180,7 +181,8 @@ class ReportForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["source"].choices = [
+        source: forms.ChoiceField = self.fields["source"]  # type: ignore[assignment]
+        source.choices = [
             (BUILTIN_CHOICE, "Postroom (a built-in report)"),
             *((str(source.pk), source.name) for source in DataSource.objects.all()),
         ]
@@ -359,7 +361,7 @@ def schedule_defaults(*, user_time_zone: str) -> dict[str, Any]:
         "frequency": Frequency.DAILY,
         "time_of_day": dt.time(7, 0),
         "time_zone": user_time_zone,
-        "subject": "{{ report.name }}: {{ run.period }}",
-        "body": "Hello,\n\nhere is {{ report.name }} for {{ run.period }} ({{ run.rows }} rows).\n",
+        "subject": DEFAULT_SUBJECT,
+        "body": DEFAULT_BODY,
         "attach_max_mb": settings.POSTROOM_REPORT_ATTACH_MAX_BYTES // _MEGABYTE,
     }
