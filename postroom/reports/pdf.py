@@ -170,8 +170,17 @@ def _draw_chart(pdf: _Document, chart: Chart) -> None:
             pdf.set_xy(left + step * index, top + _CHART_HEIGHT_MM + 1)
             pdf.cell(step, 4, pdf.text_of(label[:12]), align="C")
     pdf.set_xy(left, top + _CHART_HEIGHT_MM + 6)
-    legend = "   ".join(f"■ {series.name}" for series in chart.series)
+    for series in chart.series:
+        red, green, blue = (int(series.colour[i : i + 2], 16) for i in (1, 3, 5))
+        pdf.set_text_color(red, green, blue)
+        pdf.cell(pdf.get_string_width("■ "), 5, pdf.text_of("■"))
+        pdf.set_text_color(0, 0, 0)
+        label = pdf.text_of(f" {series.name}   ")
+        pdf.cell(pdf.get_string_width(label), 5, label)
     if chart.is_cut:
-        legend += f"   (the first {len(chart.labels)} rows)"
-    pdf.cell(0, 5, pdf.text_of(legend), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 5, pdf.text_of(f"(the first {len(chart.labels)} rows)"))
+    pdf.ln(5)
+    # The table after the chart draws in its own colours, not the last series'.
+    pdf.set_fill_color(255, 255, 255)
+    pdf.set_draw_color(0, 0, 0)
     pdf.ln(4)
