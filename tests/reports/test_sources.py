@@ -8,9 +8,13 @@ import datetime as dt
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
+from postroom.core.errors import ValidationError
+from postroom.reports import services
 from postroom.reports.execution import report_result
 from postroom.reports.models import DataSource
 from postroom.reports.sources import source_test
@@ -229,3 +233,50 @@ def test_a_sqlite_file_that_is_missing_is_said_in_words(sqlite_source: ExternalD
     source.database = sqlite_source.name + ".missing"
     check = source_test(source)
     assert check.message.startswith("The SQLite file cannot be opened: check its path")
+
+
+def url_source(url: str, *, password: str = "") -> DataSource:
+    return services.source_save(
+        actor=None,
+        values=services.SourceInput(name="Other", kind="url", url=url, password=password),
+    )
+
+
+def test_any_sqlalchemy_url_reads_through_the_same_read_only_rules(
+    postgres_source: ExternalDatabase,
+) -> None:
+    source = url_source(
+        f"postgresql+psycopg://{postgres_source.user}@{postgres_source.host}:"
+        f"{postgres_source.port}/{postgres_source.name}",
+        password=postgres_source.password,
+    )
+    assert [row[0] for row in run(source, "SELECT id FROM sales ORDER BY id").table.rows] == [
+        1,
+        2,
+        3,
+        4,
+    ]  # type: ignore[attr-defined]
+    with pytest.raises(ReportError, match="tried to change data"):
+        run(source, "DELETE FROM sales")
+
+
+def test_a_url_with_its_password_in_it_is_refused() -> None:
+    with pytest.raises(ValidationError, match="Leave the password out of the URL"):
+        url_source("postgresql+psycopg://report:secret@erp.example.com/erp")
+
+
+def test_a_database_without_its_driver_is_said_in_words() -> None:
+    check = source_test(url_source("nosuchdialect+nodriver://report@erp.example.com/erp"))
+    assert not check.is_ok
+    assert check.message.startswith("Postroom has no driver for this kind of database")
+
+
+def test_postroom_s_own_data_directory_is_not_a_data_source() -> None:
+    own = Path(settings.DATA_DIR) / "postroom.sqlite3"
+    with pytest.raises(ValidationError, match="in Postroom's data directory"):
+        services.source_save(
+            actor=None,
+            values=services.SourceInput(name="Own", kind="sqlite", database=str(own)),
+        )
+    with pytest.raises(ValidationError, match="in Postroom's data directory"):
+        url_source(f"sqlite:///{own}")
