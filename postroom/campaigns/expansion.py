@@ -47,6 +47,7 @@ from postroom.mail.addresses import Address
 from postroom.mail.bulk import CompiledTemplate
 from postroom.mail.custom_headers import check_subject
 from postroom.mail.header_text import check_header_text
+from postroom.outbox import holds
 from postroom.outbox.bulk import bulk_enqueue, bulk_template_compiled, rows_insert
 from postroom.outbox.models import BulkTemplate, Source
 from postroom.queue.jobs import ClaimedJob, JobCancelledError, JobKind
@@ -135,6 +136,8 @@ class _Job:
         checked = failed = 0
         report: list[list[Any]] = []
         for batch in self._batches(after=0):
+            if not self._ours().exists():
+                return False  # paused or cancelled meanwhile: a resume starts it again
             for row in batch.rows:
                 problem = self._render_problem(compiled, row)
                 if problem:
@@ -269,13 +272,17 @@ def campaign_send_stopped(claimed: ClaimedJob, error: Exception) -> None:
     if isinstance(error, JobCancelledError):
         return  # the campaign's own cancel or pause asked for it
     reason = error.message if isinstance(error, PostroomError) else f"{type(error).__name__}"
-    Campaign.objects.filter(
+    mine = Campaign.objects.filter(
         pk=claimed.payload["campaign_id"], job_id=claimed.id, status__in=RUNNING_STATUSES
-    ).update(
+    )
+    template_id = mine.values_list("bulk_template_id", flat=True).first()
+    paused = mine.update(
         status=CampaignStatus.PAUSED,
         paused_at=timezone.now(),
         paused_reason=f"Writing the messages stopped on an error: {reason}. Resume to go on.",
     )
+    if paused and template_id is not None:
+        holds.bulk_hold(template_id=template_id)  # what was written waits with the rest
 
 
 CAMPAIGN_JOB_KINDS = {
