@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email
+import zoneinfo
 from email.policy import default as default_policy
 
 import pytest
+from django.utils import timezone
 
 from postroom.campaigns import selectors, services
 from postroom.campaigns.models import CampaignRecipient, CampaignStatus
@@ -65,3 +68,23 @@ def test_each_consenting_unsuppressed_contact_gets_the_campaign_once_with_its_ow
     assert (stats.sent, stats.no_consent, stats.suppressed, stats.audience) == (2, 1, 1, 4)
     assert CampaignRecipient.objects.filter(campaign=campaign).count() == 2
     assert Message.objects.filter(bulk_template=campaign.bulk_template).count() == 2
+
+
+def test_a_scheduled_campaign_is_checked_and_written_now_and_due_at_its_time() -> None:
+    zone = zoneinfo.ZoneInfo("America/New_York")
+    at = (timezone.now() + dt.timedelta(days=2)).astimezone(zone).replace(second=0, microsecond=0)
+    ann = contact_make("ann@example.net", first_name="Ann")
+    company_smtp_at(2525)
+    campaign = campaign_make(list_make("One", [ann]), scheduled_at=at, time_zone=zone.key)
+    services.campaign_send(actor=None, campaign=campaign)
+    job_run_here(campaign)
+    assert campaign.status == CampaignStatus.SCHEDULED and campaign.is_expanded
+    message = Message.objects.get(bulk_template=campaign.bulk_template)
+    assert message.next_attempt_at == at and message.not_before_at == at
+    assert campaign_refresh(campaign).status == CampaignStatus.SCHEDULED
+    paused = services.campaign_pause(actor=None, campaign=campaign)
+    assert paused.status == CampaignStatus.PAUSED
+    resumed = services.campaign_resume(actor=None, campaign=campaign)
+    assert resumed.status == CampaignStatus.SCHEDULED
+    message.refresh_from_db()
+    assert at <= message.next_attempt_at < at + dt.timedelta(minutes=1), "moved by the pause"
