@@ -20,8 +20,6 @@ from django.utils import timezone
 from postroom.core.errors import PostroomError
 from postroom.queue.jobs import ClaimedJob, JobCancelledError, JobKind
 from postroom.queue.runner import JobContext
-from postroom.reports.documents import document_make
-from postroom.reports.execution import report_result
 from postroom.reports.links import download_url, link_lifetime
 from postroom.reports.mailing import Document, failure_mail, merge_context, report_mail
 from postroom.reports.models import ReportRun, RunFile, RunStatus
@@ -50,6 +48,12 @@ def _run_of(context: JobContext) -> ReportRun | None:
 
 def report_run_job(context: JobContext) -> None:
     """Run a report and mail it; the run ends sent, skipped or failed."""
+    # Imported when a report runs, not when the worker starts: SQLAlchemy, openpyxl and
+    # fpdf2 (with Pillow and fontTools) are some 40 MB that a worker which runs no report
+    # should not carry (bench/campaign.py measures the worker's memory).
+    from postroom.reports.documents import document_make
+    from postroom.reports.execution import report_result
+
     run = _run_of(context)
     if run is None:
         return
