@@ -30,7 +30,7 @@ from postroom.queue.lease import claim_token_new, lease_claim
 from postroom.queue.wake import seconds_until
 from postroom.reports.models import ReportRun, RunStatus, RunTrigger, Schedule
 from postroom.reports.runs import REPORT_RUN, run_files_expire
-from postroom.reports.timing import next_run_after, runs_between, zone_get
+from postroom.reports.timing import last_run_until, next_run_after, runs_between, zone_get
 
 logger = logging.getLogger(__name__)
 
@@ -75,31 +75,33 @@ def schedules_start_due(*, runner: str, now: dt.datetime | None = None) -> dt.da
 
 def _start(schedule: Schedule, *, now: dt.datetime) -> None:
     """Ask for the run of the schedule's latest due time and move it to its next time."""
-    assert schedule.next_run_at is not None
+    first = schedule.next_run_at
+    assert first is not None
+    cron, zone = schedule.cron, schedule.time_zone
     try:
-        later = runs_between(
-            schedule.cron,
-            time_zone=schedule.time_zone,
-            after=schedule.next_run_at,
-            until=now,
-            limit=MISSED_COUNTED,
-        )
-        following = next_run_after(schedule.cron, time_zone=schedule.time_zone, after=now)
+        later = runs_between(cron, time_zone=zone, after=first, until=now, limit=MISSED_COUNTED)
+        is_capped = len(later) == MISSED_COUNTED
+        slot = later[-1] if later else first
+        if is_capped:  # more were missed than counted: the latest is further on
+            slot = last_run_until(cron, time_zone=zone, after=first, until=now) or slot
+        following = next_run_after(cron, time_zone=zone, after=now)
     except PostroomError as error:  # a time zone or an expression that no longer works
         _stop_broken(schedule, reason=error.message, now=now)
         return
-    times = [schedule.next_run_at, *later]
-    slot, missed = times[-1], len(times) - 1
-    is_late = now - slot > LATE_AFTER
+    missed = len(later)
+    is_late = missed > 0 or now - slot > LATE_AFTER
+    note = ""
+    if is_late:
+        note = catch_up_note(
+            first=first, slot=slot, missed=missed, is_capped=is_capped, now=now, time_zone=zone
+        )
     run = ReportRun.objects.create(
         schedule=schedule,
         report=schedule.report,
-        trigger=RunTrigger.CATCH_UP if missed or is_late else RunTrigger.SCHEDULED,
+        trigger=RunTrigger.CATCH_UP if is_late else RunTrigger.SCHEDULED,
         scheduled_for=slot,
         missed_count=missed,
-        note=catch_up_note(times, now=now, time_zone=schedule.time_zone)
-        if missed or is_late
-        else "",
+        note=note,
     )
     run.job = job_enqueue(kind=REPORT_RUN, payload={"run_id": run.pk})
     run.save(update_fields=["job"])
@@ -108,21 +110,27 @@ def _start(schedule: Schedule, *, now: dt.datetime) -> None:
     )
 
 
-def catch_up_note(times: list[dt.datetime], *, now: dt.datetime, time_zone: str) -> str:
+def catch_up_note(
+    *,
+    first: dt.datetime,
+    slot: dt.datetime,
+    missed: int,
+    is_capped: bool,
+    now: dt.datetime,
+    time_zone: str,
+) -> str:
     """What a late run says in its history and its email."""
     tz = zone_get(time_zone)
 
     def when(moment: dt.datetime) -> str:
         return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
 
-    slot = times[-1]
     started = f"It ran at {when(now)}, {_late_words(now - slot)} after its time {when(slot)}"
-    if len(times) == 1:
+    if not missed:
         return f"Postroom was not running at its time. {started}."
-    missed = len(times) - 1
-    count = f"{missed:,}" if missed < MISSED_COUNTED else f"more than {MISSED_COUNTED - 1:,}"
+    count = f"{missed:,} or more" if is_capped else f"{missed:,}"
     return (
-        f"Postroom was not running from {when(times[0])}: {count} earlier time"
+        f"Postroom was not running from {when(first)}: {count} earlier time"
         f"{'s' if missed != 1 else ''} of this schedule passed without a run. {started}, "
         "once for all of them."
     )

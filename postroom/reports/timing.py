@@ -16,7 +16,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
 
-from croniter import croniter
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from postroom.core.errors import ValidationError
 
@@ -25,9 +25,12 @@ WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturd
 _CRON_WEEKDAY = (1, 2, 3, 4, 5, 6, 0)
 # A monthly run on day 29-31 would skip the months without it: offer 1-28 and "last day".
 MAX_MONTH_DAY = 28
-# The wall times looked at for one next run: from three hours back (see next_run_after), an
-# every-minute expression passes 180 before it reaches `after`.
+# The wall times one search looks at, at most: a next run from three hours back (an
+# every-minute expression passes 180 before `after`), or the first 1,000 missed times and
+# an hour more (the scheduler's count). Past it a search ends, never hangs.
 _MAX_STEPS = 10_000
+# See runs_between: the wall times of one skipped hour, minute by minute.
+_REORDER_MARGIN = 60
 # Daylight-saving shifts are an hour at most (30 minutes on Lord Howe Island).
 _LOOK_BACK = dt.timedelta(hours=3)
 
@@ -79,11 +82,20 @@ def cron_clean(expression: str, *, field: str = "cron") -> str:
     return text
 
 
-def _wall_times(expression: str, after_wall: dt.datetime) -> Iterator[dt.datetime]:
-    """The naive wall times of `expression` after `after_wall`, in order."""
-    iterator = croniter(expression, after_wall)
-    while True:
-        yield iterator.get_next(dt.datetime)
+def _wall_times(
+    expression: str, start_wall: dt.datetime, *, backwards: bool = False
+) -> Iterator[dt.datetime]:
+    """The naive wall times of `expression` after (or before) `start_wall`, in order."""
+    iterator = croniter(expression, start_wall)
+    step = iterator.get_prev if backwards else iterator.get_next
+    for _ in range(_MAX_STEPS):
+        try:
+            yield step(dt.datetime)
+        except (CroniterBadDateError, CroniterBadCronError):
+            raise ValidationError(
+                f"“{expression}” names no time that exists (such as 30 February); correct it.",
+                field="cron",
+            ) from None
 
 
 def _placed(wall: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -92,34 +104,56 @@ def _placed(wall: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     return wall.replace(tzinfo=tz, fold=0).astimezone(dt.UTC)
 
 
+def _wall(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    return moment.astimezone(tz).replace(tzinfo=None)
+
+
 def next_run_after(expression: str, *, time_zone: str, after: dt.datetime) -> dt.datetime:
     """The first time (UTC) after `after` that `expression` names in `time_zone`."""
     tz = zone_get(time_zone)
     # From a few hours back on the wall clock: a wall time the jump skipped places after
     # the jump, later than wall times that come after it, so starting at `after`'s own wall
     # time could pass it by. The loop drops every time not after `after`.
-    start = (after.astimezone(tz) - _LOOK_BACK).replace(tzinfo=None)
-    for steps, wall in enumerate(_wall_times(expression, start)):
+    for wall in _wall_times(expression, _wall(after, tz) - _LOOK_BACK):
         placed = _placed(wall, tz)
         if placed > after:
             return placed
-        if steps > _MAX_STEPS:
-            break
     raise ValidationError(f"“{expression}” names no time after {after:%Y-%m-%d %H:%M}.")
 
 
 def runs_between(
     expression: str, *, time_zone: str, after: dt.datetime, until: dt.datetime, limit: int
 ) -> list[dt.datetime]:
-    """The run times after `after` and at or before `until`, at most `limit` of them."""
-    found: list[dt.datetime] = []
-    when = after
-    while len(found) < limit:
-        when = next_run_after(expression, time_zone=time_zone, after=when)
-        if when > until:
+    """The first `limit` run times after `after` and at or before `until`, in one pass."""
+    tz = zone_get(time_zone)
+    stop = _wall(until, tz) + _LOOK_BACK
+    found: set[dt.datetime] = set()
+    for wall in _wall_times(expression, _wall(after, tz) - _LOOK_BACK):
+        # Wall times in a skipped hour place after the ones that follow them: collecting an
+        # hour of minutes more than asked keeps the first `limit` exact.
+        if wall > stop or len(found) >= limit + _REORDER_MARGIN:
             break
-        found.append(when)
-    return found
+        placed = _placed(wall, tz)
+        if after < placed <= until:
+            found.add(placed)
+    return sorted(found)[:limit]
+
+
+def last_run_until(
+    expression: str, *, time_zone: str, after: dt.datetime, until: dt.datetime
+) -> dt.datetime | None:
+    """The latest run time after `after` and at or before `until`, walking back from
+    `until` (however many came before it)."""
+    tz = zone_get(time_zone)
+    floor = _wall(after, tz) - _LOOK_BACK
+    best: dt.datetime | None = None
+    for wall in _wall_times(expression, _wall(until, tz) + _LOOK_BACK, backwards=True):
+        if wall < floor or (best is not None and wall < _wall(best, tz) - _LOOK_BACK):
+            break
+        placed = _placed(wall, tz)
+        if after < placed <= until and (best is None or placed > best):
+            best = placed
+    return best
 
 
 def schedule_describe(

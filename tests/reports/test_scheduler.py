@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
 
+from postroom.core.errors import ValidationError
 from postroom.queue.models import Job
 from postroom.reports import schedules
 from postroom.reports.models import ReportRun, RunStatus, RunTrigger, Schedule
@@ -160,3 +162,29 @@ def test_many_workers_racing_over_many_due_schedules_start_each_once(
     assert sorted(ReportRun.objects.values_list("schedule_id", flat=True)) == sorted(
         schedule.pk for schedule in made
     )
+
+
+@pytest.mark.django_db
+def test_a_minutely_schedule_down_for_a_week_runs_once_for_its_latest_minute(
+    sqlite_source: ExternalDatabase,
+) -> None:
+    report = report_make(source_make(sqlite_source))
+    schedule = schedule_make(report, now=at("2026-06-01T12:00"), frequency="cron", cron="* * * * *")
+    started = time.monotonic()
+    schedules_start_due(runner="w1", now=at("2026-06-08T12:00:30"))
+    assert time.monotonic() - started < 2  # inside the claim's transaction: it must be quick
+    run = ReportRun.objects.get()
+    assert run.scheduled_for == at("2026-06-08T12:00")
+    assert run.missed_count == 1000
+    assert "1,000 or more earlier times of this schedule passed without a run" in run.note
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == at("2026-06-08T12:01")
+
+
+@pytest.mark.django_db
+def test_a_cron_expression_naming_no_real_day_is_refused_when_saved(
+    sqlite_source: ExternalDatabase,
+) -> None:
+    report = report_make(source_make(sqlite_source))
+    with pytest.raises(ValidationError, match="names no time that exists"):
+        schedule_make(report, frequency="cron", cron="0 7 30 2 *")

@@ -12,6 +12,7 @@ import pytest
 from postroom.core.errors import ValidationError
 from postroom.reports.timing import (
     cron_clean,
+    last_run_until,
     next_run_after,
     preset_cron,
     runs_between,
@@ -175,3 +176,23 @@ def test_a_schedule_is_described_in_words() -> None:
         month_day=None,
         time_zone="Europe/Berlin",
     ) == ("Monday to Friday at 07:00 (Europe/Berlin)")
+
+
+def test_the_latest_run_is_found_walking_back_across_a_change() -> None:
+    tz = ZoneInfo("Europe/Berlin")
+    latest = last_run_until(
+        "30 2 * * *",
+        time_zone="Europe/Berlin",
+        after=dt.datetime(2026, 3, 1, tzinfo=tz),
+        until=dt.datetime(2026, 3, 29, 12, 0, tzinfo=tz),
+    )
+    assert local([latest], "Europe/Berlin") == ["2026-03-29T03:30+02:00"]  # type: ignore[list-item]
+    assert (
+        last_run_until(
+            "0 7 * * *",
+            time_zone="Europe/Berlin",
+            after=dt.datetime(2026, 6, 1, 8, tzinfo=tz),
+            until=dt.datetime(2026, 6, 2, 6, tzinfo=tz),
+        )
+        is None
+    )
