@@ -74,7 +74,6 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "report": report,
             "schedules": report_schedules,
-            "runs": selectors.run_list(user=request.user, report=report)[:10],
             "is_admin": selectors.is_report_admin(request.user),
             "builtin": BUILTINS.get(report.builtin),
         },
