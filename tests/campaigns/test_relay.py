@@ -10,6 +10,7 @@ import time
 from collections import Counter
 
 import pytest
+from django.test import Client
 
 from postroom.accounts.models import Role, User
 from postroom.campaigns import selectors, services
@@ -232,3 +233,22 @@ def test_a_contact_email_sent_during_a_campaign_leaves_at_once(
         campaign_still_sending = selectors.campaign_stats(campaign).waiting > 0
     assert campaign_still_sending, "the campaign ended before the email: nothing was shown"
     assert latency < 2.0, f"a person's email waited {latency:.2f} s behind the campaign"
+
+
+def test_a_campaign_with_a_deferred_recipient_is_not_finished_and_its_page_says_so(
+    relay_company: PostfixRelay, marketer: User, client: Client
+) -> None:
+    people = [contact_make("fine@example.net"), contact_make("tempfail+1@example.net")]
+    campaign = campaign_make(list_make("Two", people))
+    services.campaign_send(actor=None, campaign=campaign)
+    job_run_here(campaign)
+    with running_worker():
+        wait_until(lambda: selectors.campaign_stats(campaign).deferred == 1, timeout=30)
+    stats = selectors.campaign_stats(campaign)
+    assert (stats.sent, stats.deferred) == (1, 1)
+    assert status(campaign) == CampaignStatus.SENDING, "finished with a recipient deferred"
+    client.force_login(marketer)
+    page = client.get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert "Not finished while 1 recipient is deferred" in page
+    listed = client.get(f"/campaigns/{campaign.pk}/?recipients=deferred").content.decode()
+    assert "tempfail+1@example.net" in listed and "fine@example.net" not in listed
