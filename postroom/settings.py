@@ -87,6 +87,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "postroom.web.context.sandbox",
+                "postroom.web.context.administration",
             ],
         },
     },

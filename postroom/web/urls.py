@@ -16,6 +16,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("", include("postroom.web.views.dashboard")),
+    path("administration/", include("postroom.web.views.administration")),
     path("company/", include("postroom.web.views.company")),
     path("company/smtp/", include("postroom.web.views.smtp_check")),
     path("", include("postroom.web.views.users")),

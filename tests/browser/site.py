@@ -62,6 +62,12 @@ def main_nav(page: Page) -> Locator:
     return page.get_by_role("navigation", name="Main")
 
 
+def open_administration(page: Page, section: str) -> None:
+    """Follow the main menu's one "Administration" entry, then the section's tab."""
+    main_nav(page).get_by_role("link", name="Administration").click()
+    page.get_by_role("navigation", name="Administration").get_by_role("link", name=section).click()
+
+
 def nav_names(page: Page) -> list[str]:
     return [name.strip() for name in main_nav(page).get_by_role("link").all_inner_texts()]
 

@@ -32,7 +32,7 @@ def test_on_a_phone_the_menu_folds_behind_one_button(
     open_page: PageOpener, admin_user: User
 ) -> None:
     page = logged_in(open_page, admin_user, viewport=PHONE)
-    users_link = main_nav(page).get_by_role("link", name="Users")
+    users_link = main_nav(page).get_by_role("link", name="Administration")
     expect(users_link).to_be_hidden()
     menu = page.get_by_role("button", name="Menu")
     header_height = page.locator("header.topbar").bounding_box()["height"]  # type: ignore[index]

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from postroom.accounts import services
 from tests.accounts.factories import PASSWORD, user_make
-from tests.browser.site import PageOpener, log_in, log_in_first_time, main_nav
+from tests.browser.site import PageOpener, log_in, log_in_first_time, open_administration
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -61,7 +61,7 @@ def test_an_administrator_unlocks_a_locked_login_and_its_owner_logs_in(
     person = open_page()
     mistype(person, username="sam", times=settings.AXES_FAILURE_LIMIT)
 
-    main_nav(admin_page).get_by_role("link", name="Users").click()
+    open_administration(admin_page, "Users")
     locks = admin_page.get_by_role("region", name="Locked logins")
     row = locks.get_by_role("row").filter(has_text="sam")
     expect(row).to_contain_text(f"{settings.AXES_FAILURE_LIMIT} failed logins")
@@ -81,5 +81,5 @@ def test_the_first_administrator_chooses_their_own_password_at_the_first_login(
     log_in_first_time(
         page, username="admin", one_time_password=made[1], new_password="amber-orchard-violin-31"
     )
-    main_nav(page).get_by_role("link", name="Users").click()
+    open_administration(page, "Users")
     expect(page.get_by_role("heading", name="Users")).to_be_visible()

@@ -8,7 +8,7 @@ import secrets
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.site import has_class, main_nav, shown
+from tests.browser.site import has_class, open_administration, shown
 from tests.support.relay import PostfixRelay
 
 pytestmark = [pytest.mark.browser, pytest.mark.relay, pytest.mark.django_db(transaction=True)]
@@ -33,7 +33,7 @@ def _step(page: Page, key: str) -> Locator:
 
 def _configure_the_relay(page: Page, relay: PostfixRelay, *, password: str) -> None:
     """Fill SMTP Server Information with the relay's STARTTLS port, through the form."""
-    main_nav(page).get_by_role("link", name="Company").click()
+    open_administration(page, "Company")
     page.get_by_role("link", name="Edit", exact=True).click()
     page.get_by_label("SMTP Server Address").fill(relay.host)
     page.get_by_label("SMTP Communication Port").fill(str(relay.starttls_port))

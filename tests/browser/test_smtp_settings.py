@@ -27,7 +27,7 @@ from tests.browser.site import (
     field_errors,
     has_class,
     log_in,
-    main_nav,
+    open_administration,
     shown,
 )
 
@@ -40,7 +40,7 @@ def _unique(prefix: str) -> str:
 
 
 def _open_smtp_tab(page: Page) -> None:
-    main_nav(page).get_by_role("link", name="Company").click()
+    open_administration(page, "Company")
     tabs = page.get_by_role("navigation", name="Company")
     expect(tabs.get_by_role("link", name="SMTP Server Information")).to_have_attribute(
         "aria-current", "page"

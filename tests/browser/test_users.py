@@ -9,18 +9,24 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from postroom.accounts.models import Role, User
-from tests.browser.site import PageOpener, log_in, log_in_first_time, main_nav, nav_names
+from tests.browser.site import (
+    PageOpener,
+    log_in,
+    log_in_first_time,
+    nav_names,
+    open_administration,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-ADMINISTRATION = ["Company", "Users", "Audit log"]
+ADMINISTRATION = ["Administration", "Company", "Users", "Audit log"]
 
 
 def test_an_administrator_creates_a_user_without_an_address_and_sees_the_flag(
     admin_page: Page, open_page: PageOpener
 ) -> None:
     page = admin_page
-    main_nav(page).get_by_role("link", name="Users").click()
+    open_administration(page, "Users")
     expect(page.get_by_role("heading", name="Users")).to_be_visible()
     page.get_by_role("link", name="New user").click()
     page.get_by_label("Login").fill("sam")

@@ -67,11 +67,17 @@ def test_only_administrators_reach_the_keys_pages(alice: User, admin: User) -> N
     assert ApiKey.objects.get().revoked_at is None
 
 
-def test_the_nav_links_the_page_for_administrators_only(as_admin: Client, alice: User) -> None:
-    assert 'href="/api-keys/"' in as_admin.get("/").content.decode()
+def test_the_administration_links_the_page_for_administrators_only(
+    as_admin: Client, alice: User
+) -> None:
+    # The section's tabs are on every administration page, the current one marked.
+    page = as_admin.get("/webhooks/").content.decode()
+    assert '<a href="/api-keys/">API keys</a>' in page
+    assert '<a href="/webhooks/" aria-current="page">Webhooks</a>' in page
     staff = Client()
     staff.force_login(alice)
     assert 'href="/api-keys/"' not in staff.get("/").content.decode()
+    assert 'href="/administration/"' not in staff.get("/").content.decode()
 
 
 def test_a_created_key_is_shown_once_and_works(as_admin: Client) -> None:

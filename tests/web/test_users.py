@@ -323,7 +323,8 @@ def test_staff_and_marketers_are_forbidden_the_user_pages(role: Role) -> None:
 
 
 def test_the_users_link_is_shown_to_administrators_only(as_admin: Client) -> None:
-    assert 'href="/users/"' in as_admin.get("/profile/").content.decode()
+    assert 'href="/administration/"' in as_admin.get("/profile/").content.decode()
+    assert 'href="/users/"' in as_admin.get("/administration/").content.decode()
     staff = Client()
     staff.force_login(user_make("sam"))
     assert 'href="/users/"' not in staff.get("/profile/").content.decode()

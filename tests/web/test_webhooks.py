@@ -83,9 +83,13 @@ def test_only_administrators_reach_the_webhooks_pages(admin: User, as_staff: Cli
     assert Delivery.objects.count() == 1
 
 
-def test_the_nav_links_webhooks_for_administrators_only(as_admin: Client, as_staff: Client) -> None:
-    assert 'href="/webhooks/"' in as_admin.get("/").content.decode()
-    assert 'href="/webhooks/"' not in as_staff.get("/").content.decode()
+def test_the_administration_links_webhooks_for_administrators_only(
+    as_admin: Client, as_staff: Client
+) -> None:
+    assert 'href="/administration/"' in as_admin.get("/").content.decode()
+    assert 'href="/webhooks/"' in as_admin.get("/administration/").content.decode()
+    assert 'href="/administration/"' not in as_staff.get("/").content.decode()
+    assert as_staff.get("/administration/").status_code == 403
 
 
 def test_the_secret_is_shown_once_and_stored_only_encrypted(as_admin: Client) -> None:
