@@ -1,10 +1,10 @@
 """The background work of a Postroom process: the outbox worker and its companions.
 
 `postroom worker` runs this on its own; `postroom run` runs it in a thread beside the web server.
-The companions are started here, not by the outbox, so that the outbox knows nothing of what is
-fed by its events (webhooks now; campaign and report schedulers next), and the job runner
-learns here which kinds of job there are (CSV imports now; campaign expansion and report runs
-are new kinds in JOB_KINDS, run by the same runner).
+The companions (the webhook dispatcher, the report scheduler, the pause alerts) are started
+here, not by the outbox, so that the outbox knows nothing of what is fed by its events; and the
+job runner learns here which kinds of job there are (CSV and list imports, campaign expansion,
+report runs: JOB_KINDS), all run by the same runner.
 """
 
 from __future__ import annotations
