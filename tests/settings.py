@@ -18,3 +18,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # files), so it goes back to the usual 022; tests/core starts real Postroom processes to
 # check the modes of what they create.
 os.umask(0o022)
+
+LOGGING["handlers"]["console"]["class"] = "tests.support.logs.CurrentStderrHandler"  # noqa: F405
