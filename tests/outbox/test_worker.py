@@ -11,7 +11,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from postroom.outbox import wake
+from postroom.outbox import wake, worker
 from postroom.outbox.models import (
     Attempt,
     Event,
@@ -186,7 +186,10 @@ def test_a_wrong_password_pauses_the_server_instead_of_failing_the_queue() -> No
     assert not ServerPause.objects.exists()
 
 
-def test_a_persons_message_leaves_within_a_second_of_being_queued() -> None:
+def test_a_persons_message_leaves_at_once_when_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A long idle wake, so only the enqueue's poke can send it within the bound below,
+    # whatever the machine's load (how fast it leaves is bench/'s to measure).
+    monkeypatch.setattr(worker, "IDLE_WAKE_SECONDS", 60.0)
     with ScriptedSmtpServer(SmtpdScript()) as server:
         company_smtp_at(server.port)
         with running_worker():
@@ -195,7 +198,7 @@ def test_a_persons_message_leaves_within_a_second_of_being_queued() -> None:
             message = enqueue("bob@example.net")
             wait_until(lambda: status_of(message) == MessageStatus.SENT, timeout=5, what="sent")
             elapsed = time.monotonic() - started
-    assert elapsed < 1.0, f"took {elapsed:.2f} s: the enqueue did not wake the worker"
+    assert elapsed < 20, f"took {elapsed:.2f} s: the enqueue did not wake the worker"
 
 
 def test_transactional_mail_overtakes_a_bulk_backlog() -> None:
