@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "postroom.core",
     "postroom.audit",
     "postroom.queue",
+    "postroom.oauth",
     "postroom.accounts",
     "postroom.company",
     "postroom.outbox",
@@ -180,6 +181,7 @@ LOGGING = {
         "mail.log": {"level": "WARNING"},
         # The webhook delivery log records each request; httpx's own INFO lines repeat it.
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},  # Authlib's token requests (postroom.oauth)
     },
 }
 

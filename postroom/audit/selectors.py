@@ -14,6 +14,9 @@ from postroom.audit.models import AuditEntry
 ACTION_SENTENCES = {
     "company.smtp.updated": "changed SMTP Server Information",
     "company.secrets.forgotten": "cleared the stored passwords (postroom forget-secrets)",
+    "oauth.configured": "changed an OAuth sign-in's settings",
+    "oauth.signed_in": "signed in with OAuth",
+    "oauth.disconnected": "removed an OAuth sign-in",
     "user.created": "created a user",
     "user.updated": "changed a user",
     "user.profile_updated": "changed their own profile",

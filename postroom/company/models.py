@@ -23,6 +23,8 @@ class AuthMethod(models.TextChoices):
     AUTO = "auto", "Automatic (best offered)"
     PLAIN = "PLAIN", "PLAIN"
     LOGIN = "LOGIN", "LOGIN"
+    # A token from an OAuth sign-in (postroom.oauth) instead of the password.
+    XOAUTH2 = "XOAUTH2", "OAuth 2.0 (XOAUTH2)"
 
 
 class SendAsPolicy(models.TextChoices):

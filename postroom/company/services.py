@@ -142,6 +142,12 @@ def smtp_settings_clean(values: SmtpSettingsInput) -> dict[str, Any]:
     v = values
     validation.tls_mode_check(tls_mode=v.smtp_tls_mode, secure_required=v.smtp_secure_required)
     validation.auth_method_check(v.smtp_auth_method)
+    if v.smtp_auth_method == AuthMethod.XOAUTH2 and not v.smtp_login.strip():
+        raise ValidationError(
+            "OAuth 2.0 logs in as a mailbox: enter its address as the SMTP Authentication "
+            "Login (the mailbox that signs in, or that a service account acts as).",
+            field="smtp_login",
+        )
     if v.smtp_password:
         validation.smtp_password_check(v.smtp_password)
     return {

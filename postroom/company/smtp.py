@@ -11,11 +11,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from postroom.company.models import Company
+from postroom.company.models import AuthMethod, Company
 from postroom.company.services import SmtpSettingsInput, smtp_settings_clean
 from postroom.core.errors import ConfigurationError
 from postroom.core.secrets import secret_decrypt
 from postroom.mail.config import SmtpServerConfig, Timeouts, resolve_tls_policy
+from postroom.oauth.models import COMPANY_OWNER, OAuthConnection
+from postroom.oauth.tokens import StoredAccessTokens
 
 
 def company_smtp_config(company: Company) -> SmtpServerConfig:
@@ -50,6 +52,7 @@ def _stored_password(company: Company) -> str:
 
 def _smtp_config(fields: Any, *, password: str) -> SmtpServerConfig:
     """`fields` has the Company's smtp_* attributes (a Company, or checked typed values)."""
+    is_oauth = fields.smtp_auth_method == AuthMethod.XOAUTH2
     return SmtpServerConfig(
         host=fields.smtp_host,
         port=fields.smtp_port,
@@ -59,8 +62,11 @@ def _smtp_config(fields: Any, *, password: str) -> SmtpServerConfig:
             tls_mode=fields.smtp_tls_mode,
         ),
         login=fields.smtp_login,
-        password=password,
+        password="" if is_oauth else password,
         auth_method=fields.smtp_auth_method,
+        access_tokens=(
+            StoredAccessTokens(owner=COMPANY_OWNER, mailbox=fields.smtp_login) if is_oauth else None
+        ),
         ca_pem=fields.smtp_ca_certificate,
         helo_name=fields.smtp_helo_name,
         allow_plaintext_auth=fields.smtp_allow_plaintext_auth,
@@ -93,3 +99,17 @@ def company_sender_addresses(company_address: str) -> list[str]:
             seen.add(address.lower())
             addresses.append(address)
     return addresses
+
+
+def oauth_mailboxes_in_use() -> dict[str, str]:
+    """The OAuth sign-ins mail depends on now (owner -> the mailbox it logs in as): the
+    company relay's when it logs in with OAuth, and the users' own mailboxes."""
+    company = Company.objects.filter(pk=1).first()
+    in_use = {
+        connection.owner: connection.user.email
+        for connection in OAuthConnection.objects.filter(user__isnull=False).select_related("user")
+        if connection.user is not None and connection.user.email
+    }
+    if company and company.smtp_auth_method == AuthMethod.XOAUTH2 and company.smtp_login:
+        in_use[COMPANY_OWNER] = company.smtp_login
+    return in_use

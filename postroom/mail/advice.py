@@ -227,11 +227,22 @@ def diagnose_auth_mechanism(*, wanted: str, offered: list[str]) -> Diagnosis:
         "auth_method_unsupported",
         f"The server offers only {offered_text}; Postroom logs in with {methods}.",
         "If the server offers only XOAUTH2 (OAuth, as Microsoft 365 and Gmail can), password "
-        "login is switched off for this account: enable it at the provider or use OAuth.",
+        "login is switched off for this account: set the authentication method to OAuth 2.0 "
+        "(XOAUTH2) and sign in, or enable password login at the provider.",
     )
 
 
 # --- Settings and situations without a server reply -----------------------------------------
+
+
+def diagnose_oauth_token(problem: str) -> Diagnosis:
+    """No OAuth access token: the route waits until someone signs in again or fixes it."""
+    return Diagnosis(
+        "oauth_token",
+        f"Postroom could not get an OAuth access token to log in with. {problem}",
+        "Open the OAuth sign-in (Company → SMTP Server Information → OAuth, or your profile "
+        "for your own mailbox), correct it and sign in again: mail waits until then.",
+    )
 
 
 def diagnose_helo_name(*, problem: str) -> Diagnosis:

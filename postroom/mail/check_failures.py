@@ -42,7 +42,14 @@ def refusal_diagnosis(
     config: SmtpServerConfig, stage: Stage, reply: Reply, *, address: str = ""
 ) -> Diagnosis:
     """What a refusal means: the reply table's advice, naming this server and login."""
-    return diagnose_reply(stage, reply, host=config.host, login=config.login, address=address)
+    return diagnose_reply(
+        stage,
+        reply,
+        host=config.host,
+        login=config.login,
+        address=address,
+        is_oauth=config.is_oauth,
+    )
 
 
 def no_reply_diagnosis(stage: Stage, failure: Failure | None, *, timeout: float) -> Diagnosis:

@@ -381,11 +381,20 @@ def classify_reply(stage: Stage, reply: Reply) -> Verdict:
 
 
 def diagnose_reply(
-    stage: Stage, reply: Reply, *, host: str = "", login: str = "", address: str = ""
+    stage: Stage,
+    reply: Reply,
+    *,
+    host: str = "",
+    login: str = "",
+    address: str = "",
+    is_oauth: bool = False,
 ) -> Diagnosis:
     """Say what a refusal means and what to change. `address` is the sender (at MAIL) or the
-    recipient (at RCPT) concerned; `host` and `login` let the advice name the provider."""
-    said = Said(stage=stage, reply=reply, host=host, login=login, address=address)
+    recipient (at RCPT) concerned; `host`, `login` and `is_oauth` (XOAUTH2, not a password)
+    let the advice name the provider's setting."""
+    said = Said(
+        stage=stage, reply=reply, host=host, login=login, address=address, is_oauth=is_oauth
+    )
     return reply_rule(stage, reply).advice(said)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Protocol
 
 IMPLICIT_TLS_PORT = 465  # RFC 8314 §7.3: submissions over implicit TLS
 
@@ -49,6 +50,17 @@ class Timeouts:
     data: float = 600
 
 
+class AccessTokens(Protocol):
+    """Where an OAuth route's access token comes from (postroom.oauth keeps them).
+
+    Raises postroom.mail.auth.TokenUnavailableError, in plain words, when there is none.
+    """
+
+    async def get(self, *, renew: bool = False) -> str:
+        """A valid token; with `renew`, a new one (the server refused the last)."""
+        ...
+
+
 @dataclass(frozen=True)
 class SmtpServerConfig:
     host: str
@@ -56,7 +68,10 @@ class SmtpServerConfig:
     tls: TlsPolicy
     login: str = ""
     password: str = field(default="", repr=False)  # never in repr, so never in a traceback
-    auth_method: str = "auto"  # auto, PLAIN or LOGIN
+    auth_method: str = "auto"  # auto, PLAIN, LOGIN or XOAUTH2
+    # XOAUTH2 only: the access tokens, asked for each time a session logs in. Not compared,
+    # so a route read again is the same route while its settings are.
+    access_tokens: AccessTokens | None = field(default=None, compare=False, repr=False)
     ca_pem: str = ""  # extra trusted CA (an internal relay); empty = the system store
     helo_name: str = ""  # empty = the local host name
     timeouts: Timeouts = Timeouts()
@@ -66,6 +81,10 @@ class SmtpServerConfig:
     @property
     def has_auth(self) -> bool:
         return bool(self.login)
+
+    @property
+    def is_oauth(self) -> bool:
+        return self.access_tokens is not None
 
     def may_send_password(self, *, is_encrypted: bool) -> bool:
         """Whether AUTH may go over this connection: the one rule of delivery and the check.

@@ -39,6 +39,7 @@ class Said:
     host: str = ""  # the SMTP Server Address: provider-specific advice
     login: str = ""
     address: str = ""  # the sender (MAIL) or recipient (RCPT) concerned
+    is_oauth: bool = False  # logged in with an OAuth token (XOAUTH2), not a password
 
     @property
     def said(self) -> str:
@@ -59,7 +60,37 @@ def starttls_refused(r: Said) -> Diagnosis:
     )
 
 
+# With OAuth, Microsoft's AUTH refusals are about the mailbox or the app's rights.
+_M365_OAUTH_ADVICE: dict[str, str] = {
+    Status.M365_BASIC_AUTH_DISABLED: (
+        "SMTP AUTH is turned off for this mailbox or the whole organisation, and OAuth needs it "
+        "too. In the Microsoft 365 admin center: Users → Active users → the mailbox → Mail → "
+        "Manage email apps → tick Authenticated SMTP; for the organisation, in Exchange Online "
+        "PowerShell: Set-TransportConfig -SmtpClientAuthenticationDisabled $false."
+    ),
+    Status.M365_AUTH_UNSUCCESSFUL: (
+        "The token was refused for this mailbox. Signed in as someone: the SMTP "
+        "Authentication Login must be the mailbox that signed in, and the app registration "
+        "needs the delegated permission SMTP.Send (Microsoft Entra admin center → App "
+        "registrations → the app → API permissions → Office 365 Exchange Online or "
+        "Microsoft Graph → SMTP.Send, with admin consent). App-only: register the app's "
+        "service principal in Exchange (New-ServicePrincipal) and give it the mailbox "
+        "(Add-MailboxPermission -User <service principal id> -AccessRights FullAccess)."
+    ),
+}
+
+
 def basic_auth_disabled(r: Said) -> Diagnosis:
+    if r.is_oauth:
+        return Diagnosis(
+            "smtp_auth_disabled"
+            if r.reply.enhanced == Status.M365_BASIC_AUTH_DISABLED
+            else "oauth_token_refused",
+            f"The server refused the OAuth login ({r.said}).",
+            _M365_OAUTH_ADVICE.get(
+                r.reply.enhanced, _M365_OAUTH_ADVICE[Status.M365_BASIC_AUTH_DISABLED]
+            ),
+        )
     maybe_password = (
         " (Microsoft also answers 5.7.3 to a wrong password: check it too.)"
         if r.reply.enhanced == Status.M365_AUTH_UNSUCCESSFUL
@@ -85,6 +116,18 @@ def app_password_required(r: Said) -> Diagnosis:
 
 
 def wrong_password(r: Said) -> Diagnosis:
+    if r.is_oauth:
+        return Diagnosis(
+            "oauth_token_refused",
+            f"The server refused the OAuth token for {r.login!r} ({r.said}), even after "
+            "Postroom renewed it.",
+            "The SMTP Authentication Login must be the mailbox the token is for (the one "
+            "that signed in, or the one a service account acts as). Google: the scope must "
+            "be https://mail.google.com/, and for a service account the client ID needs it "
+            "under Admin console → Security → Access and data control → API controls → "
+            "Domain-wide delegation. Microsoft 365: see the SMTP.Send permission in "
+            "docs/smtp-settings.md.",
+        )
     advice = (
         "Check the SMTP Authentication Login (often the full email address) and enter the "
         "password again: the field is write-only, so type it and Save."
@@ -127,9 +170,12 @@ def sender_not_allowed(r: Said) -> Diagnosis:
         "sender_not_allowed",
         f"The server does not let {who} send as {r.address or 'this address'} ({r.said}).",
         "Give the login permission to send as this address at your provider (Microsoft "
-        "365: a Send As permission on the mailbox; Gmail: add it under Settings → Accounts → "
-        "Send mail as; your own relay: its sender login map), or change the address in the "
-        "User Master or company email address to one the login owns.",
+        "365, 5.7.60 SendAsDenied: a Send As permission, in the Exchange admin center → "
+        "Recipients → Mailboxes → this address → Delegation → Send as → add the login's "
+        "mailbox; Gmail: add it under "
+        "Settings → Accounts → Send mail as; your own relay: its sender login map), or change "
+        "the address in the User Master or company email address to one the login owns. A "
+        "user can also connect their own mailbox on their profile.",
     )
 
 

@@ -34,10 +34,17 @@ from postroom.mail.advice import (
     Diagnosis,
     diagnose_auth_mechanism,
     diagnose_auth_not_offered,
+    diagnose_oauth_token,
     diagnose_password_in_clear,
     diagnose_starttls_not_offered,
 )
-from postroom.mail.auth import AUTO, auth_exchange, auth_mechanism_choose
+from postroom.mail.auth import (
+    AUTO,
+    TokenUnavailableError,
+    auth_exchange,
+    auth_mechanism_choose,
+    xoauth2_exchange,
+)
 from postroom.mail.classify import (
     PAUSE_SERVER,
     Failure,
@@ -45,7 +52,7 @@ from postroom.mail.classify import (
     classify_missing_reply,
     classify_reply,
 )
-from postroom.mail.config import SmtpServerConfig, TlsPolicy
+from postroom.mail.config import AccessTokens, SmtpServerConfig, TlsPolicy
 from postroom.mail.protocol import ReplyQueueProtocol
 from postroom.mail.replies import Reply, ReplyClass, ReplyCode, Stage
 from postroom.mail.tls import TlsSessionInfo, client_tls_context, tls_session_info
@@ -359,17 +366,36 @@ class SmtpSession:
             )
             raise self._stopped(Stage.AUTH, in_clear)
         self.auth_mechanism = mechanism
-
-        async def command(line: bytes) -> SMTPResponse:
-            return await self._exchange_raw(Stage.AUTH, line)
-
-        response = await auth_exchange(
-            mechanism, login=config.login, password=config.password, command=command
-        )
+        if config.access_tokens is not None:
+            response = await self._log_in_with_token(config.access_tokens)
+        else:
+            response = await auth_exchange(
+                mechanism, login=config.login, password=config.password, command=self._auth_line
+            )
         self.auth_response = response
         reply = Reply.parse(response.code, response.message)
         if reply.code != ReplyCode.AUTH_SUCCESSFUL:
             raise SmtpSessionError(Stage.AUTH, self._verdict(Stage.AUTH, reply), reply)
+
+    async def _auth_line(self, line: bytes) -> SMTPResponse:
+        return await self._exchange_raw(Stage.AUTH, line)
+
+    async def _log_in_with_token(self, tokens: AccessTokens) -> SMTPResponse:
+        """XOAUTH2 with the route's access token; once more with a renewed one when the
+        server refuses it (revoked or expired early), as Google and Microsoft advise."""
+        response: SMTPResponse | None = None
+        for renew in (False, True):
+            try:
+                token = await tokens.get(renew=renew)
+            except TokenUnavailableError as error:
+                raise self._stopped(Stage.AUTH, diagnose_oauth_token(error.message)) from None
+            response = await xoauth2_exchange(
+                login=self.config.login, token=token, command=self._auth_line
+            )
+            if response.code != ReplyCode.AUTH_FAILED:
+                break
+        assert response is not None
+        return response
 
     # Talking -------------------------------------------------------------------------------------
 

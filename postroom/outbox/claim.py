@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from postroom.oauth.models import user_owner
 from postroom.outbox.models import (
     ACTIVE_MESSAGE_STATUSES,
     LANE_PRIORITY,
@@ -21,6 +22,7 @@ from postroom.outbox.models import (
     MessageStatus,
     Recipient,
     RecipientStatus,
+    SendAs,
 )
 from postroom.queue.lease import claim_token_new, lease_claim
 
@@ -51,6 +53,9 @@ class ClaimedMessage:
     fallback_raw: bytes | None = None  # the "via the company" version (send-as policy auto)
     fallback_envelope_from: str = ""
     priority: int = 0  # LANE_PRIORITY: transactional 0 before bulk 1
+    # "" for the company relay, or the OAuth owner ("user:<id>") whose own mailbox sends it.
+    route_owner: str = ""
+    source: str = ""  # Source: who queued it (the suppression list skips reports)
 
 
 def message_claim_batch(
@@ -108,6 +113,9 @@ _CLAIMED_FIELDS = (
     "fallback_raw",
     "fallback_envelope_from",
     "priority",
+    "send_as",
+    "sender_user_id",
+    "source",
 )
 
 
@@ -142,6 +150,9 @@ def _claimed_message(
         fallback_raw,
         fallback_envelope_from,
         priority,
+        send_as,
+        sender_user_id,
+        source,
     ) = row
     return ClaimedMessage(
         id=pk,
@@ -159,6 +170,8 @@ def _claimed_message(
         fallback_raw=bytes(fallback_raw) if fallback_raw is not None else None,
         fallback_envelope_from=fallback_envelope_from,
         priority=priority,
+        route_owner=user_owner(sender_user_id) if send_as == SendAs.OWN_MAILBOX else "",
+        source=source,
     )
 
 

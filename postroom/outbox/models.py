@@ -98,6 +98,8 @@ class SendAs(models.TextChoices):
 
     AS_USER = "as_user", "As the user"
     VIA_COMPANY = "via_company", "Via the company"
+    # Through the user's own mailbox (an OAuth sign-in of theirs), not the company relay.
+    OWN_MAILBOX = "own_mailbox", "Through the user's own mailbox"
 
 
 class BulkTemplate(models.Model):

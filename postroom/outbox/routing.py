@@ -1,7 +1,10 @@
-"""Where outbox mail goes: the company's SMTP server, or the built-in capture inbox.
+"""Where outbox mail goes: the company's SMTP server, a user's own mailbox, or the built-in
+capture inbox.
 
 With no SMTP server configured, or with sandbox mode on, every message is delivered over
-real SMTP to the capture server `postroom run` starts, and shows up on the Inbox page.
+real SMTP to the capture server `postroom run` starts, and shows up on the Sandbox capture
+page. Mail a user sends through their own mailbox (send-as OWN_MAILBOX) logs in to their
+provider with their OAuth sign-in.
 """
 
 from __future__ import annotations
@@ -10,14 +13,22 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from postroom.company.models import Company
+from postroom.company.models import Company, TlsMode
 from postroom.company.selectors import company_get
 from postroom.company.smtp import company_smtp_config
-from postroom.mail.config import SmtpServerConfig, TlsPolicy
+from postroom.mail.auth import XOAUTH2
+from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy, resolve_tls_policy
 from postroom.mail.pool import RateLimits
+from postroom.oauth.models import OAuthConnection
+from postroom.oauth.providers import provider_info
+from postroom.oauth.tokens import StoredAccessTokens
 
 # The capture inbox is on this machine: as many sessions as the worker has senders.
 CAPTURE_CONNECTIONS = 8
+
+
+# A user's own mailbox: providers allow few sessions per mailbox (Microsoft 365: 3).
+OWN_MAILBOX_CONNECTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -26,10 +37,13 @@ class DeliveryRoute:
     connections: int
     limits: RateLimits
     is_sandbox: bool
+    mailbox: str = ""  # a user's own mailbox: its address (pauses are kept per mailbox)
 
     @property
     def server(self) -> str:
-        return f"{self.config.host}:{self.config.port}"
+        """The name pauses and attempts are recorded under."""
+        address = f"{self.config.host}:{self.config.port}"
+        return f"{self.mailbox} at {address}" if self.mailbox else address
 
 
 def capture_route() -> DeliveryRoute:
@@ -64,3 +78,43 @@ def delivery_route() -> DeliveryRoute:
 def is_sandboxed() -> bool:
     """True when mail goes to the capture inbox rather than a real server."""
     return _captures(company_get())
+
+
+def own_mailbox_route(owner: str) -> DeliveryRoute | None:
+    """The route through a user's own mailbox (`owner` as in postroom.oauth), the capture in
+    sandbox mode, or None once the sign-in is gone (the company relay then takes the mail).
+
+    The company's trust (custom CA), HELO name and timeouts apply; TLS is always required.
+    """
+    company = company_get()
+    if _captures(company):
+        return capture_route()
+    connection = OAuthConnection.objects.select_related("user").filter(owner=owner).first()
+    if connection is None or connection.user is None or not connection.user.email:
+        return None
+    # The provider's submission server; for a generic provider, the company relay's (the
+    # users' mailboxes are at the same provider).
+    info = provider_info(connection.provider)
+    host = info.smtp_host or company.smtp_host
+    port = info.smtp_port if info.smtp_host else company.smtp_port
+    if not host or not port:
+        return None
+    mailbox = connection.user.email
+    config = SmtpServerConfig(
+        host=host,
+        port=port,
+        tls=resolve_tls_policy(port=port, secure_required=True, tls_mode=TlsMode.AUTO),
+        login=mailbox,
+        auth_method=XOAUTH2,
+        access_tokens=StoredAccessTokens(owner=owner, mailbox=mailbox),
+        ca_pem=company.smtp_ca_certificate,
+        helo_name=company.smtp_helo_name,
+        timeouts=Timeouts(
+            connect=company.smtp_timeout_connect,
+            command=company.smtp_timeout_command,
+            data=company.smtp_timeout_data,
+        ),
+    )
+    return DeliveryRoute(
+        config, OWN_MAILBOX_CONNECTIONS, RateLimits(), is_sandbox=False, mailbox=mailbox
+    )

@@ -8,6 +8,8 @@ user"); the company's send-as policy decides what happens then:
 - auto: as the user, with the "via" version queued alongside; when the relay refuses the
   user's address the worker sends the "via" version instead and remembers the refusal, so
   later mail from that address goes "via" the company from the start.
+Whatever the policy, a user who connected their own mailbox (an OAuth sign-in of theirs,
+postroom.oauth) sends as themselves through it: the company relay's rules do not apply.
 
 The policy applies to mail from a user's own address, whoever queues it: message_enqueue
 calls `send_as_apply` itself, so no caller can forget it.
@@ -24,6 +26,7 @@ from postroom.company.selectors import company_get
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import Address, parse_address
 from postroom.mail.message import OutgoingEmail
+from postroom.oauth.models import OAuthConnection, user_owner
 from postroom.outbox.models import SendAs, SenderRefusal
 
 
@@ -61,6 +64,8 @@ def sender_choice(*, email: OutgoingEmail, user: User, company: Company) -> Send
     """Apply the company's send-as policy to `email`, written as from the user."""
     own = user_address(user)
     as_user = dataclasses.replace(email, from_=Address(user.name, own.addr_spec))
+    if has_own_mailbox(user):
+        return SenderChoice(as_user, SendAs.OWN_MAILBOX)
     policy = company.send_as_policy
     if policy == SendAsPolicy.AS_USER or (policy == SendAsPolicy.AUTO and not company.sender_email):
         # Without a company address there is nothing to fall back to (a new install, or the
@@ -72,6 +77,12 @@ def sender_choice(*, email: OutgoingEmail, user: User, company: Company) -> Send
     if SenderRefusal.objects.filter(address__iexact=own.addr_spec).exists():
         return SenderChoice(via, SendAs.VIA_COMPANY)
     return SenderChoice(as_user, SendAs.AS_USER, fallback=via)
+
+
+def has_own_mailbox(user: User) -> bool:
+    """Whether `user` connected their own mailbox and it can log in without them."""
+    connection = OAuthConnection.objects.filter(owner=user_owner(user.pk)).first()
+    return connection is not None and connection.is_signed_in
 
 
 def send_as_apply(*, email: OutgoingEmail, user: User | None) -> SenderChoice:

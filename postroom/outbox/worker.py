@@ -33,7 +33,8 @@ from postroom.mail.outcome import DeliveryOutcome, Envelope
 from postroom.mail.pool import ConnectionPool
 from postroom.outbox import bulk, claim, holds, pauses, record, suppression, wake
 from postroom.outbox.claim import ClaimedMessage
-from postroom.outbox.models import LANE_PRIORITY, Classification, Lane
+from postroom.outbox.models import LANE_PRIORITY, Classification, Lane, Source
+from postroom.outbox.own_mailboxes import OwnMailboxPools
 from postroom.outbox.record import MessageResult, RecipientResult
 from postroom.outbox.routing import DeliveryRoute
 from postroom.queue.dbthread import DatabaseThread
@@ -71,10 +72,14 @@ class Worker:
         options: WorkerOptions,
         *,
         route: Callable[[], DeliveryRoute],
+        own_mailbox_route: Callable[[str], DeliveryRoute | None],
     ) -> None:
         self.options = options
         self._route_source = route
         self._db = DatabaseThread("postroom-db")
+        self._own_mailboxes = OwnMailboxPools(
+            own_mailbox_route, self._db, refresh_seconds=SETTINGS_REFRESH_SECONDS
+        )
         # Claimed messages, transactional first: a person's email claimed while a campaign's
         # batch waits here still goes next. Ordered by (priority, claim order).
         self._queue: asyncio.PriorityQueue[tuple[int, int, ClaimedMessage | None]] = (
@@ -145,6 +150,7 @@ class Worker:
             wake.OUTBOX.local.remove(self.wake)
             if self._pool is not None:
                 await self._pool.close()
+            await self._own_mailboxes.close()
             await self._db.close()
 
     # -- claimer --------------------------------------------------------------------------
@@ -219,8 +225,13 @@ class Worker:
 
     async def _suppressed_note(self, batch: list[ClaimedMessage]) -> None:
         """Note a claimed batch's suppressed bulk recipients: one query per batch, at most a
-        batch ahead of sending, so mail that waited meets the list as it is when it leaves."""
-        bulk_lane = [m for m in batch if m.priority == LANE_PRIORITY[Lane.BULK]]
+        batch ahead of sending, so mail that waited meets the list as it is when it leaves.
+
+        Reports take the bulk lane only to stay out of a person's way: someone who
+        unsubscribed from campaigns still gets the reports the company sends them."""
+        bulk_lane = [
+            m for m in batch if m.priority == LANE_PRIORITY[Lane.BULK] and m.source != Source.REPORT
+        ]
         if bulk_lane:
             found = await self._db.run(suppression.suppressed_recipients, messages=bulk_lane)
             self._suppressed.update(found)
@@ -284,8 +295,13 @@ class Worker:
         )
 
     async def _deliver_all(self, message: ClaimedMessage) -> MessageResult:
-        route = self._route
-        assert route is not None
+        route, pool = self._route, self._pool
+        assert route is not None and pool is not None
+        is_paused = self._is_paused
+        own = await self._own_mailboxes.get(message.route_owner) if message.route_owner else None
+        if own is not None and not own[0].is_sandbox:
+            route, pool = own
+            is_paused = await self._db.run(pauses.server_is_paused, server=route.server)
         if message.expires_at <= timezone.now():
             return _same_for_all(
                 message,
@@ -294,7 +310,7 @@ class Worker:
                 Classification.PERMANENT,
                 text="Expired: the message could not be delivered before its expiry time.",
             )
-        if self._is_paused:
+        if is_paused:
             return _same_for_all(
                 message,
                 route.server,
@@ -314,7 +330,7 @@ class Worker:
                 text=f"The message could not be rendered: {error}",
             )
         try:
-            return await self._send(message, data, route)
+            return await self._send(message, data, route, pool)
         except Exception as error:  # a transport bug must defer the message, not lose it
             logger.exception("Delivery of %s failed unexpectedly", message.message_id)
             return _same_for_all(
@@ -322,16 +338,15 @@ class Worker:
             )
 
     async def _send(
-        self, message: ClaimedMessage, data: bytes, route: DeliveryRoute
+        self, message: ClaimedMessage, data: bytes, route: DeliveryRoute, pool: ConnectionPool
     ) -> MessageResult:
-        assert self._pool is not None
         envelope = Envelope(
             sender=message.envelope_from,
             recipients=[recipient.address for recipient in message.recipients],
             data=data,
             needs_smtputf8=message.needs_smtputf8,
         )
-        outcome = await self._pool.deliver(envelope)
+        outcome = await pool.deliver(envelope)
         refusals: list[RecipientResult] = []
         if outcome.pause_scope is PauseScope.SENDER and message.fallback_raw is not None:
             refusals = _results(
@@ -344,7 +359,8 @@ class Worker:
             )
             outcome = await self._send_via_company(message, outcome, route)
         if outcome.should_pause:
-            self._is_paused = True
+            if route is self._route:  # a user's own mailbox pauses alone
+                self._is_paused = True
             code = next((item.code for item in outcome.recipients if item.code), None)
             await self._db.run(
                 pauses.server_pause, server=route.server, code=code, reason=outcome.pause_reason
@@ -464,9 +480,9 @@ def _same_for_all(
 
 async def run_worker(options: WorkerOptions, *, stop: asyncio.Event) -> None:
     """Run a worker until `stop` is set. Enqueues from any process wake it (wake.py)."""
-    from postroom.outbox.routing import delivery_route
+    from postroom.outbox.routing import delivery_route, own_mailbox_route
 
-    worker = Worker(options, route=delivery_route)
+    worker = Worker(options, route=delivery_route, own_mailbox_route=own_mailbox_route)
     listener = wake.OUTBOX.listener(worker.wake)
     await listener.start()
     running = asyncio.create_task(worker.run(), name="worker")

@@ -16,7 +16,9 @@ import datetime as dt
 from django.conf import settings
 
 from postroom.campaigns.expansion import CAMPAIGN_JOB_KINDS
+from postroom.company.smtp import oauth_mailboxes_in_use
 from postroom.contacts.import_runs import IMPORT_JOB_KINDS
+from postroom.oauth.tokens import sign_ins_watch
 from postroom.outbox.pauses import server_pause_alerts_send
 from postroom.outbox.worker import WorkerOptions, run_worker
 from postroom.queue.dbthread import DatabaseThread
@@ -29,8 +31,9 @@ from postroom.webhooks.dispatcher import run_webhook_dispatcher
 JOB_KINDS: dict[str, JobKind] = {**IMPORT_JOB_KINDS, **CAMPAIGN_JOB_KINDS, **REPORT_JOB_KINDS}
 
 
-# How often a lasting pause is looked for; an alert comes at most this late.
-PAUSE_CHECK_SECONDS = 60
+# How often a lasting pause and the OAuth sign-ins are looked at; an alert comes at most this
+# late.
+WATCH_SECONDS = 60
 
 
 async def run_background(options: WorkerOptions, *, stop: asyncio.Event) -> None:
@@ -42,7 +45,7 @@ async def run_background(options: WorkerOptions, *, stop: asyncio.Event) -> None
     jobs = asyncio.create_task(
         run_job_runner(JOB_KINDS, name=options.name, stop=companions_stop), name="jobs"
     )
-    pauses = asyncio.create_task(_watch_pauses(stop=companions_stop), name="pauses")
+    watch = asyncio.create_task(_watch_sending(stop=companions_stop), name="watch")
     reports = asyncio.create_task(
         run_report_scheduler(name=options.name, stop=companions_stop), name="reports"
     )
@@ -52,16 +55,23 @@ async def run_background(options: WorkerOptions, *, stop: asyncio.Event) -> None
         companions_stop.set()
         # Requests in flight finish (10 s at most each) and are recorded; running jobs stop
         # at their next step and go back to the queue.
-        await asyncio.gather(webhooks, jobs, pauses, reports)
+        await asyncio.gather(webhooks, jobs, watch, reports)
 
 
-async def _watch_pauses(*, stop: asyncio.Event) -> None:
+async def _watch_sending(*, stop: asyncio.Event) -> None:
+    """Alert of lasting pauses; renew OAuth tokens ahead of expiry, so a refresh that fails
+    is seen (and told) before mail needs it."""
     after = dt.timedelta(minutes=settings.POSTROOM_PAUSE_ALERT_MINUTES)
-    db = DatabaseThread("postroom-pauses")
+    db = DatabaseThread("postroom-watch")
     try:
         while not stop.is_set():
             await db.run(server_pause_alerts_send, after=after)
+            await db.run(_sign_ins_watch)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), PAUSE_CHECK_SECONDS)
+                await asyncio.wait_for(stop.wait(), WATCH_SECONDS)
     finally:
         await db.close()
+
+
+def _sign_ins_watch() -> None:
+    sign_ins_watch(mailboxes=oauth_mailboxes_in_use())

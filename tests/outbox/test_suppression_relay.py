@@ -143,3 +143,20 @@ def test_a_bulk_message_to_several_recipients_skips_only_the_suppressed_one(
     assert status_of(report) == MessageStatus.PARTIAL
     (delivered,) = relay_mailbox.wait_for(1)
     assert delivered["Delivered-To"] == "ann@example.net"
+
+
+def test_a_report_in_the_bulk_lane_reaches_a_suppressed_address(
+    relay_mailbox: PostfixRelay,
+) -> None:
+    # Reports take the bulk lane to stay out of a person's way, not because they are
+    # marketing: a colleague who unsubscribed from campaigns still gets them.
+    company_on_relay(relay_mailbox, port=relay_mailbox.starttls_port, policy=SendAsPolicy.AUTO)
+    suppression_add(actor=None, address="boss@example.net", reason=SuppressionReason.UNSUBSCRIBED)
+    report = enqueue(
+        "boss@example.net", subject="Sales by day", lane=Lane.BULK, source=Source.REPORT
+    )
+    with running_worker():
+        wait_until(lambda: finished(report), what="the report", timeout=20)
+    assert status_of(report) == MessageStatus.SENT
+    (delivered,) = relay_mailbox.wait_for(1)
+    assert delivered["Subject"] == "Sales by day"

@@ -68,6 +68,7 @@ def enqueue(
     subject: str = "Hello",
     text: str = "Hello there.\r\n",
     lane: Lane = Lane.TRANSACTIONAL,
+    source: Source = Source.API,
 ) -> Message:
     email = OutgoingEmail(
         from_=parse_address("Alice Smith <alice@example.com>"),
@@ -75,7 +76,7 @@ def enqueue(
         subject=subject,
         text=text,
     )
-    return message_enqueue(email=email, source=Source.API, lane=lane)
+    return message_enqueue(email=email, source=source, lane=lane)
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Each `ScriptedSmtpServer` runs its own asyncio loop in a thread, listens on a free port of
 127.0.0.1 and behaves as its `SmtpdScript` says: STARTTLS offered or not (or answered with
-454), implicit TLS, AUTH with given users or a fixed failure reply (`535 5.7.139 ...`),
+454), implicit TLS, AUTH with given users (for XOAUTH2: the access tokens an OAuthServer of
+tests/support/oauth_server.py issued to them) or a fixed failure reply (`535 5.7.139 ...`),
 refusals at MAIL FROM / RCPT TO / DATA, a server that never greets (timeouts). It records
 what it received — commands (never AUTH secrets), login attempts, messages — and whether each
 arrived over TLS, so a test can prove nothing was sent in plain text.
@@ -36,6 +37,8 @@ import pytest
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.support.certs import IssuedCert
+from tests.support.oauth_server import OAuthServer
+from tests.support.xoauth2 import GMAIL_ERROR_CHALLENGE, read_xoauth2_response
 
 LOOPBACK = "127.0.0.1"
 # Commands a server requiring TLS still answers in plain text (RFC 3207 §4: the client may
@@ -58,13 +61,15 @@ class SmtpdScript:
     require_tls_reply: str | None = None  # e.g. "530 5.7.0 Must issue a STARTTLS command first"
     users: Mapping[str, str] = field(default_factory=dict)  # login -> password
     offer_auth: bool = True
-    auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")  # or "CRAM-MD5" (RFC 2195)
+    auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")  # or "CRAM-MD5" (RFC 2195), "XOAUTH2"
+    oauth: OAuthServer | None = None  # for XOAUTH2: the provider whose tokens it accepts
     auth_before_tls: bool = False  # advertise and accept AUTH on a plain-text connection
     auth_reply: str | None = None  # every AUTH gets this reply, e.g. "535 5.7.139 ..."
     auth_failure_reply: str = "535 5.7.8 Error: authentication failed: authentication failure"
     require_auth_reply: str | None = None  # MAIL/RCPT/DATA before AUTH, e.g. "530 5.7.0 ..."
     sender_replies: Mapping[str, str] = field(default_factory=dict)  # address -> MAIL reply
-    allowed_senders: frozenset[str] | None = None  # others get sender_refusal_reply
+    # Others than these and the login's own address get sender_refusal_reply.
+    allowed_senders: frozenset[str] | None = None
     sender_refusal_reply: str = (
         "553 5.7.1 <{address}>: Sender address rejected: not owned by user {login}"
     )
@@ -148,7 +153,8 @@ class _Handler:
         login = _login(session) or ""
         reply = _lookup(script.sender_replies, address)
         allowed = script.allowed_senders
-        if reply is None and allowed is not None and address.lower() not in allowed:
+        is_own = address.lower() == login.lower()
+        if reply is None and allowed is not None and address.lower() not in allowed and not is_own:
             reply = script.sender_refusal_reply.format(address=address, login=login)
         if reply is not None and not reply.startswith("250"):
             return reply
@@ -264,6 +270,20 @@ class _ScriptedSMTP(SMTP):
         proven = password.encode() if password and hmac.compare_digest(digest, expected) else b""
         return self._authenticate("CRAM-MD5", LoginPassword(login, proven))
 
+    async def auth_XOAUTH2(self, _server: SMTP, args: list[str]) -> AuthResult:
+        """Gmail's and Outlook's OAuth 2.0 login (tests/support/xoauth2.py). A refused token
+        gets Gmail's 334 with a JSON error first, and the 535 after the client's empty line."""
+        credentials = await read_xoauth2_response(self, args)
+        if credentials is None:
+            return AuthResult(success=False, handled=True)  # "*" or malformed: answered
+        login, token = credentials
+        # The token stands where PLAIN has the password: checked, kept by no record.
+        result = self._authenticate("XOAUTH2", LoginPassword(login.encode(), token.encode()))
+        is_refused_token = not result.success and self._scripted.script.auth_reply is None
+        if is_refused_token and await self.challenge_auth(GMAIL_ERROR_CHALLENGE) is MISSING:
+            return AuthResult(success=False, handled=True)
+        return result
+
     async def smtp_STARTTLS(self, arg: str) -> None:
         reply = self._scripted.script.starttls_reply
         if reply is not None and not arg:
@@ -287,6 +307,8 @@ class ScriptedSmtpServer:
         self.script = dataclasses.replace(script or SmtpdScript(), **changes)
         if self.script.implicit_tls and not self.script.cert:
             raise ValueError("implicit TLS needs a cert (test_ca.issue())")
+        if "XOAUTH2" in self.script.auth_mechanisms and self.script.oauth is None:
+            raise ValueError("XOAUTH2 needs oauth=, the OAuthServer whose tokens it accepts")
         self.port = 0
         self.commands: list[ReceivedCommand] = []
         self.auth_attempts: list[AuthAttempt] = []
@@ -326,13 +348,21 @@ class ScriptedSmtpServer:
         if self.script.auth_reply is not None:
             is_success, message = False, self.script.auth_reply
         else:
-            is_success = password is not None and self.script.users.get(login) == password
+            is_success = password is not None and self._is_proven(mechanism, login, password)
             message = None if is_success else self.script.auth_failure_reply
         with self._lock:
             self.auth_attempts.append(
                 AuthAttempt(smtp.session_number, mechanism, login, is_success, smtp.is_tls)
             )
         return AuthResult(success=is_success, handled=False, message=message, auth_data=auth_data)
+
+    def _is_proven(self, mechanism: str, login: str, secret: str) -> bool:
+        """The password `users` has for the login; for XOAUTH2, an access token the script's
+        OAuth server issued to this login (case aside) and has not expired or revoked."""
+        if mechanism != "XOAUTH2":
+            return self.script.users.get(login) == secret
+        assert self.script.oauth is not None  # __init__ refuses XOAUTH2 without it
+        return self.script.oauth.token_may_act_as(secret, login)
 
     # What tests ask.
     def verbs(self, session: int | None = None) -> list[str]:
@@ -362,7 +392,7 @@ class ScriptedSmtpServer:
         starttls_context = None
         if script.cert and script.offer_starttls and not script.implicit_tls:
             starttls_context = _server_tls_context(script.cert)
-        mechanisms = {"PLAIN", "LOGIN", "CRAM-MD5"}
+        mechanisms = {"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"}
         smtp = _ScriptedSMTP(
             _Handler(self),
             server=self,

@@ -23,8 +23,8 @@ from postroom.outbox.models import ServerPause
 from postroom.outbox.pauses import server_pauses_lift
 from postroom.web.forms.company import CompanySmtpForm, company_smtp_initial
 
-# The Company page's tabs, (url name, label); one today, room for more.
-COMPANY_TABS = [("company_smtp", "SMTP Server Information")]
+# The Company page's tabs, (url name, label).
+COMPANY_TABS = [("company_smtp", "SMTP Server Information"), ("company_oauth", "OAuth sign-in")]
 
 
 def _security_in_words(company: Company) -> str:

@@ -7,6 +7,8 @@ from django.shortcuts import render
 from django.urls import path
 
 from postroom.company.selectors import company_get
+from postroom.oauth.models import COMPANY_OWNER, user_owner
+from postroom.oauth.selectors import sign_ins_in_trouble
 from postroom.outbox.selectors import DayCount, outbox_overview
 
 # The chart's drawing area, in SVG user units (the SVG scales to the card's width).
@@ -49,11 +51,15 @@ def chart_bars(days: list[DayCount], busiest: int) -> list[Bar]:
 
 def dashboard(request: HttpRequest) -> HttpResponse:
     overview = outbox_overview(user=request.user)
+    owners = [user_owner(request.user.pk)] if request.user.pk else []
+    if getattr(request.user, "is_administrator", False):
+        owners.append(COMPANY_OWNER)
     return render(
         request,
         "web/dashboard.html",
         {
             "company": company_get(),
+            "oauth_troubles": sign_ins_in_trouble(owners=owners),
             "overview": overview,
             "bars": chart_bars(overview.days, overview.busiest_day),
             "bar_width": CHART_BAR_WIDTH,
