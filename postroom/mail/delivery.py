@@ -124,7 +124,7 @@ class SmtpConnection(SmtpSession):
         once: nothing can have been accepted on it.
         """
         prepared = PreparedEnvelope(envelope)
-        record = DeliveryRecord(prepared)
+        record = DeliveryRecord(prepared, is_oauth=self.config.is_oauth)
         try:
             await self._deliver(prepared, record)
         except BaseException:
@@ -191,7 +191,7 @@ class SmtpConnection(SmtpSession):
         their replies are read in order; without it each command waits for its reply, and
         DATA is not sent when no recipient was accepted (RFC 5321 §3.3).
         """
-        result = TransactionRecord(prepared.envelope, list(indexes))
+        result = TransactionRecord(prepared.envelope, list(indexes), is_oauth=self.config.is_oauth)
         recipients = prepared.envelope.recipients
         rset = [b"RSET\r\n"] if self._needs_rset else []
         mail = self._mail_command(prepared)

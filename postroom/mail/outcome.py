@@ -147,8 +147,9 @@ def _recipient_outcome(
 class TransactionRecord:
     """What one MAIL transaction did to the recipients it was given (envelope indexes)."""
 
-    def __init__(self, envelope: Envelope, indexes: list[int]) -> None:
+    def __init__(self, envelope: Envelope, indexes: list[int], *, is_oauth: bool = False) -> None:
         self.envelope = envelope
+        self.is_oauth = is_oauth  # logged in with a token: the advice names OAuth's settings
         self.indexes = indexes
         self.decided: dict[int, RecipientOutcome] = {}
         self.accepted: list[int] = []  # 2xx to RCPT: their fate comes with the end of data
@@ -171,7 +172,7 @@ class TransactionRecord:
             self.envelope.recipients[index], stage, verdict, reply, failure
         )
         if verdict.should_pause or verdict.is_throttling:
-            self.signals.append((verdict, _in_words(stage, reply)))
+            self.signals.append((verdict, _in_words(stage, reply, is_oauth=self.is_oauth)))
 
     def decide_all(self, stage: Stage, reply: Reply) -> None:
         verdict = classify_reply(stage, reply)
@@ -219,8 +220,9 @@ class TransactionRecord:
 class DeliveryRecord:
     """All transactions of one delivery, and the outcome they add up to."""
 
-    def __init__(self, prepared: PreparedEnvelope) -> None:
+    def __init__(self, prepared: PreparedEnvelope, *, is_oauth: bool = False) -> None:
         envelope = prepared.envelope
+        self.is_oauth = is_oauth
         self.envelope = envelope
         self.decided: dict[int, RecipientOutcome] = {}
         for index, address in enumerate(envelope.recipients):
@@ -246,7 +248,7 @@ class DeliveryRecord:
         self.pending = []
         self._reached(stage)
         if verdict.should_pause or verdict.is_throttling:
-            self.signals.append((verdict, _in_words(stage, reply)))
+            self.signals.append((verdict, _in_words(stage, reply, is_oauth=self.is_oauth)))
 
     def add(self, transaction: TransactionRecord) -> None:
         """Count a transaction in; its "452 too many" recipients are pending again."""
@@ -282,10 +284,10 @@ class DeliveryRecord:
         )
 
 
-def _in_words(stage: Stage, reply: Reply) -> str:
+def _in_words(stage: Stage, reply: Reply, *, is_oauth: bool) -> str:
     """Why sending should pause or slow down, as the Outbox and the dashboard say it: the
     reply table's words for a server's reply (the reply itself inside them), or Postroom's
     own account when there was none."""
     if reply.code is None:
         return str(reply)
-    return diagnose_reply(stage, reply).sentence
+    return diagnose_reply(stage, reply, is_oauth=is_oauth).sentence

@@ -221,3 +221,18 @@ def test_check_connection_explains_a_mailbox_without_smtp_auth_with_the_setting_
     text = f"{failed.summary} {failed.advice}"
     assert "OAuth" in text and "Authenticated SMTP" in text
     assert "SmtpClientAuthenticationDisabled" in text
+
+
+def test_a_pause_on_an_oauth_route_gives_oauths_advice_not_the_passwords(
+    provider: OAuthServer, admin: User, test_ca: CertAuthority
+) -> None:
+    signed_in_company(provider, admin)
+    refusal = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled"
+    with ScriptedSmtpServer(oauth_relay(test_ca, provider, auth_reply=refusal)) as server:
+        company_on_oauth_relay(server, test_ca)
+        company_mail()
+        with running_worker():
+            wait_until(lambda: ServerPause.objects.exists(), what="the pause")
+    reason = ServerPause.objects.get().reason
+    assert "The server refused the OAuth login" in reason
+    assert "Authenticated SMTP" in reason and "switching to OAuth" not in reason
