@@ -18,14 +18,16 @@ from postroom.mail.check_report import StepStatus
 from postroom.mail.diagnostics import check_connection
 from postroom.mail.message import OutgoingEmail
 from postroom.oauth import services
-from postroom.oauth.models import OAuthConnection
+from postroom.oauth.models import Flow, OAuthConnection
 from postroom.outbox.enqueue import message_enqueue
 from postroom.outbox.models import Message, MessageStatus, SendAs, ServerPause, Source
 from tests.accounts.factories import user_make
 from tests.oauth.conftest import (
     CALLBACK,
+    CLIENT_ID,
     CLIENT_SECRET,
     MAILBOX,
+    app_settings,
     company_on_oauth_relay,
     oauth_relay,
     provider_accepts,
@@ -236,3 +238,21 @@ def test_a_pause_on_an_oauth_route_gives_oauths_advice_not_the_passwords(
     reason = ServerPause.objects.get().reason
     assert "The server refused the OAuth login" in reason
     assert "Authenticated SMTP" in reason and "switching to OAuth" not in reason
+
+
+def test_app_only_mail_leaves_with_the_apps_own_token_for_a_granted_mailbox(
+    provider: OAuthServer, admin: User, test_ca: CertAuthority
+) -> None:
+    services.connection_save(
+        actor=admin,
+        owner="company",
+        values=app_settings(provider, flow=Flow.APP_ONLY, scope="https://mail.example/.default"),
+    )
+    provider.grant_mailbox(CLIENT_ID, MAILBOX)  # Add-MailboxPermission for the app
+    with ScriptedSmtpServer(oauth_relay(test_ca, provider)) as server:
+        company_on_oauth_relay(server, test_ca)
+        message = company_mail()
+        with running_worker():
+            wait_until(lambda: status_of(message) == MessageStatus.SENT, what="sent")
+    assert logins(server) == [(MAILBOX, True)]
+    assert [r.grant_type for r in provider.requests] == ["client_credentials"]

@@ -12,6 +12,7 @@ from django.test import Client
 from postroom.accounts.models import User
 from postroom.core.secrets import secret_decrypt
 from postroom.oauth.models import COMPANY_OWNER, OAuthConnection, user_owner
+from postroom.outbox.pauses import server_pause
 from tests.accounts.factories import user_make
 from tests.oauth.conftest import CLIENT_ID, CLIENT_SECRET, MAILBOX, provider_accepts
 from tests.support.oauth_server import OAuthServer
@@ -119,3 +120,15 @@ def test_a_user_connects_their_own_mailbox_with_the_companys_app(
     removed = client.post("/profile/mailbox/disconnect/", follow=True)
     assert "The OAuth sign-in and its tokens are removed." in removed.content.decode()
     assert not OAuthConnection.objects.filter(owner=user_owner(alice.pk)).exists()
+
+
+def test_a_relay_refusing_password_login_offers_the_way_to_oauth(admin_client: Client) -> None:
+    server_pause(
+        server="smtp.office365.com:587",
+        code=535,
+        reason="The server refused password login: basic authentication is disabled "
+        "(535 5.7.139 Authentication unsuccessful, basic authentication is disabled).",
+    )
+    for url in ["/", "/company/smtp/"]:
+        page = admin_client.get(url).content.decode()
+        assert "Switch to OAuth:" in page and 'href="/company/oauth/"' in page, url
