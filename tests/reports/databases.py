@@ -54,7 +54,9 @@ class ExternalDatabase:
 
 
 def _database_name() -> str:
-    return f"postroom_reports_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    # The process id too: two test runs on one machine (a developer's and CI's) share the
+    # database servers, and one dropping the other's database failed its report tests.
+    return f"postroom_reports_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 def _fail(what: str, error: Exception, advice: str) -> None:
