@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "postroom.company",
     "postroom.outbox",
     "postroom.inbox",
+    "postroom.smtpd",
     "postroom.contacts",
     "postroom.compose",
     "postroom.audiences",
@@ -216,6 +217,17 @@ POSTROOM_MAX_REQUEST_BYTES = limits.request_body_limit_check(
 )
 POSTROOM_CAPTURE_HOST = env.env_str("CAPTURE_HOST", "127.0.0.1")
 POSTROOM_CAPTURE_PORT = env.env_int("CAPTURE_PORT", 8025)
+
+# The SMTP listener (postroom smtpd, and inside postroom run): applications send through it
+# with SMTP credentials. docs/smtp-listener.md says what each setting means.
+POSTROOM_SMTPD_HOST = env.env_str("SMTPD_HOST", "127.0.0.1")
+POSTROOM_SMTPD_PORT = env.env_int("SMTPD_PORT", 2587)  # STARTTLS required; 0: off
+POSTROOM_SMTPD_TLS_PORT = env.env_int("SMTPD_TLS_PORT", 0)  # implicit TLS; 0: off
+POSTROOM_SMTPD_PLAIN_PORT = env.env_int("SMTPD_PLAIN_PORT", 0)  # listed networks only; 0: off
+POSTROOM_SMTPD_CERT = env.env_str("SMTPD_CERT", "")  # empty: a self-signed one
+POSTROOM_SMTPD_KEY = env.env_str("SMTPD_KEY", "")
+POSTROOM_SMTPD_MAX_QUEUED = env.env_int("SMTPD_MAX_QUEUED", 1_000_000)
+POSTROOM_SMTPD_MIN_FREE_MB = env.env_int("SMTPD_MIN_FREE_MB", 500)
 # The site's address as recipients' mail programs reach it, for campaigns' unsubscribe and
 # tracking links (https://postroom.example.com). Without it, campaigns are refused outside
 # local mode; locally the links point at POSTROOM_HTTP_HOST:POSTROOM_HTTP_PORT.

@@ -108,6 +108,7 @@ def message_enqueue_raw(
     sender_user: Any = None,
     idempotency_key: str | None = None,
     not_before_at: dt.datetime | None = None,
+    source_detail: str = "",
 ) -> Message:
     """Queue a message that is already RFC 5322 bytes (send_mail, the SMTP listener).
 
@@ -129,8 +130,7 @@ def message_enqueue_raw(
         return existing
     message_id = str(headers.get("Message-ID", "")).strip()
     if message_id and (resubmitted := Message.objects.filter(message_id=message_id).first()):
-        # The same Message-ID twice is a resubmission (an ERP retrying a timed-out SMTP
-        # session): treat it as the idempotency key it is.
+        # The same Message-ID again: a system retrying a timed-out SMTP session; not twice.
         return resubmitted
     if not message_id:
         message_id = new_message_id(sender.ascii_domain if sender else "postroom.invalid")
@@ -153,6 +153,7 @@ def message_enqueue_raw(
         not_before_at=not_before_at,
         expires_at=None,
         now=timezone.now(),
+        source_detail=source_detail,
     )
     return _insert(stored, queueing, identity)
 
@@ -228,6 +229,7 @@ class _Queueing:
     not_before_at: dt.datetime | None
     expires_at: dt.datetime | None
     now: dt.datetime
+    source_detail: str = ""  # which SMTP credential, from which client
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,7 @@ def _insert(stored: _Stored, queueing: _Queueing, identity: _Identity) -> Messag
                 lane=queueing.lane,
                 priority=LANE_PRIORITY[queueing.lane],
                 source=queueing.source,
+                source_detail=queueing.source_detail[:200],
                 envelope_from=stored.envelope_from,
                 from_header=stored.from_header[:500],
                 subject=stored.subject,

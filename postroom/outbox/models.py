@@ -144,6 +144,8 @@ class Message(models.Model):
         max_length=12, choices=MessageStatus.choices, default=MessageStatus.QUEUED
     )
     source = models.CharField(max_length=12, choices=Source.choices, default=Source.API)
+    # More about the source where there is more to say: the SMTP credential and client.
+    source_detail = models.CharField(max_length=200, blank=True)
 
     envelope_from = models.CharField(max_length=320)
     from_header = models.CharField(max_length=500)

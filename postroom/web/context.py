@@ -17,6 +17,7 @@ ADMIN_SECTIONS = (
     ("Company", "company_smtp", "/company/"),
     ("Users", "user_list", "/users/"),
     ("API keys", "api_key_list", "/api-keys/"),
+    ("SMTP credentials", "smtp_credential_list", "/smtp-credentials/"),
     ("Webhooks", "webhook_list", "/webhooks/"),
     ("Audit log", "audit_log", "/audit/"),
 )

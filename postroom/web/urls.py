@@ -30,6 +30,7 @@ urlpatterns = [
     path("audiences/", include("postroom.web.views.audiences")),
     path("reports/", include("postroom.web.views.reports")),
     path("api-keys/", include("postroom.web.views.api_keys")),
+    path("smtp-credentials/", include("postroom.web.views.smtp_credentials")),
     path("webhooks/", include("postroom.web.views.webhooks")),
     path("help/", include("postroom.web.views.help")),
 ]

@@ -1,9 +1,10 @@
 """`postroom run`: everything a local install needs, in one command.
 
 Migrates the database, refuses to start when the stored secrets cannot be decrypted,
-creates the first administrator (printing a one-time password), then runs three things in
-one process: the sandbox capture (an SMTP server on loopback), the outbox worker (its own
-thread and event loop) and the web server (this thread).
+creates the first administrator (printing a one-time password), then runs four things in
+one process: the sandbox capture (an SMTP server on loopback), the SMTP listener for
+applications (unless POSTROOM_SMTPD_PORT is 0), the outbox worker (each on its own thread and
+event loop) and the web server (this thread).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from postroom.core.errors import ConfigurationError, SecretKeyError
 from postroom.inbox.server import CaptureServer
 from postroom.outbox.worker import WorkerOptions, default_worker_name
 from postroom.runtime.background import run_background
+from postroom.smtpd.server import SmtpListener
 
 
 class Command(BaseCommand):
@@ -53,12 +55,25 @@ class Command(BaseCommand):
             capture.start()
         except ConfigurationError as error:
             raise CommandError(error.message) from None
+        listener = None
+        if settings.POSTROOM_SMTPD_PORT:
+            listener = SmtpListener(
+                settings.POSTROOM_SMTPD_HOST,
+                settings.POSTROOM_SMTPD_PORT,
+                tls_port=settings.POSTROOM_SMTPD_TLS_PORT or None,
+                plain_port=settings.POSTROOM_SMTPD_PLAIN_PORT or None,
+            )
+            try:
+                listener.start()
+            except ConfigurationError as error:
+                capture.stop()
+                raise CommandError(error.message) from None
         worker = None if no_worker else _WorkerThread()
         if worker:
             worker.start()
 
         url = f"http://{host}:{port}/"
-        self._say_started(url, has_worker=worker is not None)
+        self._say_started(url, has_worker=worker is not None, listener=listener)
         self._say_how_to_log_in(url)
         try:
             serve(
@@ -74,14 +89,20 @@ class Command(BaseCommand):
         finally:
             if worker:
                 worker.stop()
+            if listener:
+                listener.stop()
             capture.stop()
 
-    def _say_started(self, url: str, *, has_worker: bool) -> None:
+    def _say_started(self, url: str, *, has_worker: bool, listener: SmtpListener | None) -> None:
         self.stdout.write(f"Postroom is running on {url}")
         self.stdout.write(f"  data directory: {settings.DATA_DIR}")
         self.stdout.write(
             f"  sandbox capture (SMTP): {settings.POSTROOM_CAPTURE_HOST}:"
             f"{settings.POSTROOM_CAPTURE_PORT}"
+        )
+        self.stdout.write(
+            "  SMTP listener for applications: "
+            + (f"{listener.host}, {listener.describe()}" if listener else "off")
         )
         self.stdout.write(f"  outbox worker: {'on' if has_worker else 'off'}")
         self.stdout.write(

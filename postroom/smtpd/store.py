@@ -1,0 +1,82 @@
+"""Received messages into the outbox, many per transaction, each answered after the commit.
+
+SQLite commits one transaction at a time and a commit costs a flush to disk, so one commit per
+message would cap the listener at a few hundred messages a second. Here the messages that
+arrive while a commit runs wait for the next one, which takes them all (GROUP_LIMIT at most):
+each is queued in its own savepoint (a bad one is refused alone), and every session gets its
+`250` only once the transaction holding its message committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import close_old_connections, transaction
+
+from postroom.core.errors import PostroomError
+from postroom.outbox.enqueue import message_enqueue_raw
+from postroom.outbox.models import Source
+from postroom.smtpd.ingest import Received, with_received_line
+
+logger = logging.getLogger(__name__)
+
+GROUP_LIMIT = 200
+
+
+class IngestStore:
+    def __init__(self, executor: ThreadPoolExecutor, *, hostname: str) -> None:
+        self._executor = executor
+        self._hostname = hostname
+        self._waiting: asyncio.Queue[tuple[Received, asyncio.Future[str]]] = asyncio.Queue()
+
+    async def put(self, received: Received) -> str:
+        """The reply for `received`: 250 once it is committed, or why not."""
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        await self._waiting.put((received, answer))
+        return await answer
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await self._waiting.get()]
+            while len(group) < GROUP_LIMIT and not self._waiting.empty():
+                group.append(self._waiting.get_nowait())
+            try:
+                replies = await loop.run_in_executor(
+                    self._executor, self._store, [received for received, _ in group]
+                )
+            except Exception:
+                logger.exception("The SMTP listener could not store %d messages", len(group))
+                replies = ["451 4.3.0 Could not store the message; try again later"] * len(group)
+            for (_, answer), reply in zip(group, replies, strict=True):
+                if not answer.done():
+                    answer.set_result(reply)
+
+    def _store(self, group: list[Received]) -> list[str]:
+        close_old_connections()
+        replies = []
+        try:
+            with transaction.atomic():
+                for received in group:
+                    replies.append(self._store_one(received))
+        finally:
+            close_old_connections()
+        return replies
+
+    def _store_one(self, received: Received) -> str:
+        queue_id = secrets.token_hex(6)
+        try:
+            with transaction.atomic():
+                message = message_enqueue_raw(
+                    envelope_from=received.envelope_from,
+                    recipients=received.recipients,
+                    raw=with_received_line(received, queue_id=queue_id, hostname=self._hostname),
+                    source=Source.SMTP,
+                    source_detail=received.source_detail,
+                )
+        except PostroomError as error:
+            return f"554 5.6.0 {error.message}"
+        return f"250 2.0.0 Ok: queued as {queue_id} (outbox #{message.pk})"
