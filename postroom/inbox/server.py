@@ -184,8 +184,8 @@ class CaptureServer:
                 f"The sandbox capture cannot listen on {self.host}:{self._requested_port} "
                 f"({error.strerror or error}). Another program, perhaps another Postroom, uses "
                 "that port: stop it, or set POSTROOM_CAPTURE_PORT to a free port (a second "
-                "Postroom on one machine needs its own POSTROOM_HTTP_PORT and "
-                "POSTROOM_CAPTURE_PORT).",
+                "Postroom on one machine needs its own POSTROOM_HTTP_PORT, "
+                "POSTROOM_CAPTURE_PORT and POSTROOM_SMTPD_PORT).",
                 field="POSTROOM_CAPTURE_PORT",
             ) from None
         self._controller = controller

@@ -227,9 +227,12 @@ class SmtpListener:
         except OSError as error:
             self.stop()
             raise ConfigurationError(
-                f"The SMTP listener cannot listen on {self.host} ({error.strerror or error}): "
-                "another program uses the port; set POSTROOM_SMTPD_PORT (and "
-                "POSTROOM_SMTPD_TLS_PORT) to free ones, or 0 to turn the listener off."
+                f"The SMTP listener cannot listen on {self.host} ({error.strerror or error}). "
+                "Another program, perhaps another Postroom, uses the port: stop it, or set "
+                "POSTROOM_SMTPD_PORT (and POSTROOM_SMTPD_TLS_PORT, POSTROOM_SMTPD_PLAIN_PORT) "
+                "to free ones, or POSTROOM_SMTPD_PORT to 0 to turn the listener off. A second "
+                "Postroom on one machine needs its own POSTROOM_HTTP_PORT, "
+                "POSTROOM_CAPTURE_PORT and POSTROOM_SMTPD_PORT."
             ) from None
 
     async def _start(

@@ -33,6 +33,7 @@ def postroom_env(data_dir: Path, **extra: str) -> dict[str, str]:
         POSTROOM_DATA_DIR=str(data_dir),
         POSTROOM_HTTP_PORT=str(free_port()),
         POSTROOM_CAPTURE_PORT=str(free_port()),
+        POSTROOM_SMTPD_PORT=str(free_port()),
         **extra,
     )
     return env

@@ -145,7 +145,9 @@ def test_the_worker_refuses_to_start_when_the_secret_key_is_wrong(data_dir: Path
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("taken", ["POSTROOM_HTTP_PORT", "POSTROOM_CAPTURE_PORT"])
+@pytest.mark.parametrize(
+    "taken", ["POSTROOM_HTTP_PORT", "POSTROOM_CAPTURE_PORT", "POSTROOM_SMTPD_PORT"]
+)
 def test_a_taken_port_is_refused_saying_which_setting_to_change(data_dir: Path, taken: str) -> None:
     env = postroom_env(data_dir)
     with socket.create_server(("127.0.0.1", int(env[taken]))):
@@ -153,4 +155,4 @@ def test_a_taken_port_is_refused_saying_which_setting_to_change(data_dir: Path, 
     said = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
     assert f"set {taken}" in said
-    assert "needs its own POSTROOM_HTTP_PORT and POSTROOM_CAPTURE_PORT" in said
+    assert "needs its own POSTROOM_HTTP_PORT, POSTROOM_CAPTURE_PORT and POSTROOM_SMTPD_PORT" in said

@@ -139,7 +139,7 @@ def _http_port_check(host: str, port: int) -> None:
             f"Postroom cannot listen on {host}:{port} ({error.strerror or error}). Another "
             "program, perhaps another Postroom, uses that port: stop it, or set "
             "POSTROOM_HTTP_PORT (or --port) to a free port. A second Postroom on one machine "
-            "needs its own POSTROOM_HTTP_PORT and POSTROOM_CAPTURE_PORT."
+            "needs its own POSTROOM_HTTP_PORT, POSTROOM_CAPTURE_PORT and POSTROOM_SMTPD_PORT."
         ) from None
 
 
