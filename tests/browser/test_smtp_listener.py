@@ -5,7 +5,6 @@ the message is in the Outbox with its source."""
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from postroom.smtpd.server import SmtpListener
+from tests.smtpd.conftest import swaks
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,22 +46,12 @@ def test_an_administrator_creates_credentials_and_a_system_sends_through_them(
     expect(page.locator("dd").filter(has_text=str(listener.ports["starttls"]))).to_have_count(1)
 
     listener.refresh_now()
-    done = subprocess.run(
-        [
-            "swaks",
-            "--server", f"127.0.0.1:{listener.ports['starttls']}",
-            "--tls",
-            "--auth", "LOGIN",
-            "--auth-user", "erp-invoices",
-            "--auth-password", password,
-            "--from", "invoices@acme.example",
-            "--to", "customer@example.org",
-            "--header", "Subject: Invoice from the ERP",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )  # fmt: skip
+    done = swaks(
+        listener.ports["starttls"],
+        user="erp-invoices",
+        password=password,
+        subject="Invoice from the ERP",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
     page.get_by_role("link", name="Outbox").first.click()

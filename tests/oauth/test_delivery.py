@@ -55,6 +55,20 @@ def company_mail(subject: str = "Invoice 2026-0042") -> Message:
     )
 
 
+def alices_quote(alice: User) -> Message:
+    """Contact Email from Alice's own address, as the compose page queues it."""
+    return message_enqueue(
+        email=OutgoingEmail(
+            from_=parse_address("alice@acme.example"),
+            to=[parse_address("carol@customer.example")],
+            subject="Your quote",
+            text="Here it is.",
+        ),
+        source=Source.COMPOSE,
+        sender_user=alice,
+    )
+
+
 def logins(server: ScriptedSmtpServer) -> list[tuple[str, bool]]:
     return [(attempt.login, attempt.is_success) for attempt in server.auth_attempts]
 
@@ -141,16 +155,7 @@ def test_a_users_own_mailbox_carries_their_mail_and_company_mail_keeps_its_route
     )
     with ScriptedSmtpServer(script) as server:
         company_on_oauth_relay(server, test_ca)
-        to_contact = message_enqueue(
-            email=OutgoingEmail(
-                from_=parse_address("alice@acme.example"),
-                to=[parse_address("carol@customer.example")],
-                subject="Your quote",
-                text="Here it is.",
-            ),
-            source=Source.COMPOSE,
-            sender_user=alice,
-        )
+        to_contact = alices_quote(alice)
         invoice = company_mail()
         with running_worker():
             wait_until(
@@ -175,16 +180,7 @@ def test_a_users_revoked_mailbox_pauses_only_their_route(
     OAuthConnection.objects.filter(owner="company").update(access_token_encrypted="")
     with ScriptedSmtpServer(oauth_relay(test_ca, provider)) as server:
         company_on_oauth_relay(server, test_ca)
-        mine = message_enqueue(
-            email=OutgoingEmail(
-                from_=parse_address("alice@acme.example"),
-                to=[parse_address("carol@customer.example")],
-                subject="Your quote",
-                text="Here it is.",
-            ),
-            source=Source.COMPOSE,
-            sender_user=alice,
-        )
+        mine = alices_quote(alice)
         invoice = company_mail()
         with running_worker():
             wait_until(lambda: status_of(invoice) == MessageStatus.SENT, what="company mail")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -69,3 +70,23 @@ def message(
         f"From: Acme Invoices <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
         "Message-ID: <inv-0042@erp.acme.example>\r\n\r\nPlease find your invoice.\r\n"
     ).encode()
+
+
+def swaks(port: int, *, user: str, password: str, subject: str) -> subprocess.CompletedProcess[str]:
+    """Send with swaks (a real SMTP client, as a customer's script uses it): STARTTLS, AUTH."""
+    return subprocess.run(
+        [
+            "swaks",
+            "--server", f"{HOST}:{port}",
+            "--tls",
+            "--auth", "LOGIN",
+            "--auth-user", user,
+            "--auth-password", password,
+            "--from", "invoices@acme.example",
+            "--to", "customer@example.org",
+            "--header", f"Subject: {subject}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )  # fmt: skip

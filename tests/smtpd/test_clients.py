@@ -18,7 +18,7 @@ from postroom.outbox.models import Message
 from postroom.smtpd.server import SmtpListener
 from postroom.smtpd.services import CredentialSettings, credential_create
 from tests.outbox.worker_harness import wait_until, worker_process_env
-from tests.smtpd.conftest import HOST, Credentials, message, submission
+from tests.smtpd.conftest import HOST, Credentials, message, submission, swaks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,22 +75,7 @@ def test_swaks_sends_with_starttls_and_auth(
     listener: SmtpListener, make_credential: Credentials
 ) -> None:
     _, password = make_credential()
-    done = subprocess.run(
-        [
-            "swaks",
-            "--server", f"{HOST}:{listener.ports['starttls']}",
-            "--tls",
-            "--auth", "PLAIN",
-            "--auth-user", "erp",
-            "--auth-password", password,
-            "--from", "invoices@acme.example",
-            "--to", "customer@example.org",
-            "--header", "Subject: From swaks",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )  # fmt: skip
+    done = swaks(listener.ports["starttls"], user="erp", password=password, subject="From swaks")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "queued as" in done.stdout
     assert Message.objects.get().subject == "From swaks"
