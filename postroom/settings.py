@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from postroom.core import data_dir, env, limits
+from postroom.ops.access import metrics_token_check
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION = env.is_production()
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "postroom.webhooks",
     "postroom.web",
     "postroom.runtime",
+    "postroom.ops",
     # Counts failed logins and locks (postroom.accounts.lockouts).
     "axes",
 ]
@@ -239,3 +241,6 @@ POSTROOM_REPORT_TIMEOUT_SECONDS = env.env_int("REPORT_TIMEOUT_SECONDS", 60)
 POSTROOM_REPORT_MAX_ROWS = env.env_int("REPORT_MAX_ROWS", 100_000)
 POSTROOM_REPORT_ATTACH_MAX_BYTES = env.env_int("REPORT_ATTACH_MAX_BYTES", 10 * 1024 * 1024)
 POSTROOM_REPORT_LINK_DAYS = env.env_int("REPORT_LINK_DAYS", 7)
+
+# /metrics (postroom.ops): off unless a bearer token is set; docs/deployment.md#metrics.
+POSTROOM_METRICS_TOKEN = metrics_token_check(env.env_str("METRICS_TOKEN", ""))
