@@ -33,9 +33,12 @@ from postroom.mail.addresses import normalize_address
 from postroom.mail.replies import Stage
 from postroom.outbox.claim import ClaimedMessage
 from postroom.outbox.models import (
+    LANE_PRIORITY,
     Classification,
     Event,
     EventKind,
+    Lane,
+    Source,
     Suppression,
     SuppressionReason,
 )
@@ -84,6 +87,16 @@ def suppressed_among(*, addresses: Iterable[str]) -> dict[str, str]:
             (key, labels[reason]) for key, reason in rows.values_list("address_key", "reason")
         )
     return found
+
+
+# Bulk mail the suppression list applies to: campaigns and bulk sends through the API.
+# Reports and the SMTP listener's mail take the bulk lane only to stay out of a person's way;
+# someone who unsubscribed from campaigns still gets the company's reports and invoices.
+SUPPRESSIBLE_SOURCES = frozenset({Source.CAMPAIGN, Source.API})
+
+
+def is_suppressible(message: ClaimedMessage) -> bool:
+    return message.priority == LANE_PRIORITY[Lane.BULK] and message.source in SUPPRESSIBLE_SOURCES
 
 
 def suppressed_recipients(*, messages: Sequence[ClaimedMessage]) -> dict[int, dict[int, str]]:

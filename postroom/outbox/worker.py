@@ -33,7 +33,7 @@ from postroom.mail.outcome import DeliveryOutcome, Envelope
 from postroom.mail.pool import ConnectionPool
 from postroom.outbox import bulk, claim, holds, pauses, record, suppression, wake
 from postroom.outbox.claim import ClaimedMessage
-from postroom.outbox.models import LANE_PRIORITY, Classification, Lane, Source
+from postroom.outbox.models import Classification
 from postroom.outbox.own_mailboxes import OwnMailboxPools
 from postroom.outbox.record import MessageResult, RecipientResult
 from postroom.outbox.routing import DeliveryRoute
@@ -225,15 +225,10 @@ class Worker:
 
     async def _suppressed_note(self, batch: list[ClaimedMessage]) -> None:
         """Note a claimed batch's suppressed bulk recipients: one query per batch, at most a
-        batch ahead of sending, so mail that waited meets the list as it is when it leaves.
-
-        Reports take the bulk lane only to stay out of a person's way: someone who
-        unsubscribed from campaigns still gets the reports the company sends them."""
-        bulk_lane = [
-            m for m in batch if m.priority == LANE_PRIORITY[Lane.BULK] and m.source != Source.REPORT
-        ]
-        if bulk_lane:
-            found = await self._db.run(suppression.suppressed_recipients, messages=bulk_lane)
+        batch ahead of sending, so mail that waited meets the list as it is when it leaves."""
+        suppressible = [m for m in batch if suppression.is_suppressible(m)]
+        if suppressible:
+            found = await self._db.run(suppression.suppressed_recipients, messages=suppressible)
             self._suppressed.update(found)
 
     async def _release_queued(self) -> None:

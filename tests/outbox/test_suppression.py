@@ -12,8 +12,9 @@ from django.utils import timezone
 from postroom.audit.models import AuditEntry
 from postroom.core.errors import ValidationError
 from postroom.outbox import suppression
-from postroom.outbox.claim import message_claim_batch
+from postroom.outbox.claim import ClaimedMessage, message_claim_batch
 from postroom.outbox.models import (
+    LANE_PRIORITY,
     Classification,
     Event,
     EventKind,
@@ -251,3 +252,33 @@ def test_entries_keep_their_creation_time() -> None:
     before = timezone.now()
     entry = suppression.suppression_add(actor=None, address="ann@example.com")
     assert before <= entry.created_at <= timezone.now()
+
+
+@pytest.mark.parametrize(
+    ("source", "lane", "applies"),
+    [
+        ("campaign", "bulk", True),
+        ("api", "bulk", True),  # a newsletter through the API
+        ("report", "bulk", False),  # the company's reports to its people
+        ("smtp", "bulk", False),  # a system's invoices through the SMTP listener
+        ("api", "transactional", False),
+    ],
+)
+def test_the_suppression_list_applies_to_marketing_bulk_mail_only(
+    source: str, lane: str, applies: bool
+) -> None:
+    message = ClaimedMessage(
+        id=1,
+        message_id="<m@x>",
+        claim_token="t",
+        envelope_from="a@example.com",
+        raw=b"",
+        needs_smtputf8=False,
+        attempt_count=0,
+        expires_at=NOW,
+        recipients=(),
+        created_at=NOW,
+        priority=LANE_PRIORITY[lane],
+        source=source,
+    )
+    assert suppression.is_suppressible(message) is applies

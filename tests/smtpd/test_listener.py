@@ -9,7 +9,7 @@ import ssl
 import pytest
 from django.test import override_settings
 
-from postroom.outbox.models import Message, MessageStatus, Source
+from postroom.outbox.models import Lane, Message, MessageStatus, Source
 from postroom.smtpd.server import SmtpListener
 from tests.smtpd.conftest import HOST, Credentials, client_context, message, submission
 
@@ -28,6 +28,7 @@ def test_a_message_sent_with_starttls_and_auth_is_in_the_outbox_as_received(
     assert code == 250 and b"queued as" in reply
     stored = Message.objects.get()
     assert (stored.source, stored.status) == (Source.SMTP, MessageStatus.QUEUED)
+    assert stored.lane == Lane.BULK  # a person's email overtakes machines' mail
     assert stored.source_detail == f"SMTP credential erp from {HOST}"
     raw = bytes(stored.raw)
     assert raw.startswith(b"Received: from erp.acme.example ([127.0.0.1])\r\n\tby ")
