@@ -59,10 +59,41 @@ def error_response(
     field: str | None = None,
     details: list[dict[str, Any]] | None = None,
 ) -> HttpResponse:
+    error = error_body(code=code, message=message, field=field, details=details)
+    return api.create_response(request, {"error": error}, status=status)
+
+
+def error_body(
+    *,
+    code: str,
+    message: str,
+    field: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The `error` object of every error answer (and of each refused message of a batch)."""
     error: dict[str, Any] = {"code": code, "message": message, "field": field}
     if details:
         error["details"] = details
-    return api.create_response(request, {"error": error}, status=status)
+    return error
+
+
+def postroom_error_body(error: PostroomError) -> dict[str, Any]:
+    return error_body(code=error.code, message=error.message, field=error.field)
+
+
+def schema_error_body(errors: list[dict[str, Any]], *, is_located: bool = True) -> dict[str, Any]:
+    """The `error` object for input that does not fit the schema: every problem in
+    `details`, the first one in `message` and `field`. The errors of a request say where
+    first (the body, the query); those of a batch's message (`is_located` False) are
+    relative to the message."""
+    details = [_detail(error, is_located=is_located) for error in errors]
+    first = details[0] if details else {"field": None, "message": "Invalid request."}
+    message = str(first["message"])
+    if first["field"]:
+        message = f"{first['field']}: {message}"
+    if len(details) > 1:
+        message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
+    return error_body(code="invalid", message=message, field=first["field"], details=details)
 
 
 def install_error_handlers(api: NinjaAPI) -> None:
@@ -98,22 +129,8 @@ def _postroom_error(api: NinjaAPI, request: HttpRequest, exc: PostroomError) -> 
 
 
 def _schema_error(api: NinjaAPI, request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-    details = [_detail(error) for error in exc.errors]
-    first = details[0] if details else {"field": None, "message": "Invalid request."}
-    message = str(first["message"])
-    if first["field"]:
-        message = f"{first['field']}: {message}"
-    if len(details) > 1:
-        message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
-    return error_response(
-        api,
-        request,
-        status=400,
-        code="invalid",
-        message=message,
-        field=first["field"],
-        details=details,
-    )
+    error = schema_error_body(list(exc.errors))
+    return api.create_response(request, {"error": error}, status=400)
 
 
 def _unauthenticated(api: NinjaAPI, request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
@@ -171,12 +188,12 @@ def _unexpected(api: NinjaAPI, request: HttpRequest, exc: Exception) -> HttpResp
     )
 
 
-def _detail(error: dict[str, Any]) -> dict[str, Any]:
+def _detail(error: dict[str, Any], *, is_located: bool) -> dict[str, Any]:
     """One schema error as {"field": "to.0.email", "message": "..."}."""
     loc = [str(part) for part in error.get("loc", ())]
-    if loc and loc[0] in _LOCATIONS:
+    if is_located and loc and loc[0] in _LOCATIONS:
         # A body schema is nested under its parameter's name ("payload"): not a field.
         loc = loc[2:] if loc[0] == "body" else loc[1:]
-        loc = [part for part in loc if part not in _UNION_MEMBERS and "[" not in part]
+    loc = [part for part in loc if part not in _UNION_MEMBERS and "[" not in part]
     field = ".".join(loc) or None
     return {"field": field, "message": str(error.get("msg", "is not valid"))}

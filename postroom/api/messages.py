@@ -2,62 +2,55 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from ninja import Header, Path, Query, Router, Status
 
-from postroom.accounts.api_keys import PREFIX_BYTES
 from postroom.accounts.models import ApiKey, ApiScope
 from postroom.api.auth import ApiKeyAuth, request_api_key
 from postroom.api.cursors import MAX_ID, cursor_decode, cursor_encode
 from postroom.api.datetimes import aware_datetime
-from postroom.api.errors import ConflictError
+from postroom.api.errors import ConflictError, postroom_error_body, schema_error_body
 from postroom.api.schemas import (
-    AddressIn,
-    AttachmentIn,
+    MAX_BATCH,
+    BatchIn,
+    BatchOut,
+    InvalidBatchItem,
     MessageListOut,
     MessageListQuery,
     MessageOut,
-    RecipientIn,
+    SendBatchItemIn,
     SendIn,
     error_responses,
     query_check_known,
 )
 from postroom.api.selectors import (
     MessageListFilters,
+    MessageRecords,
     api_message_get,
     api_message_page,
+    api_message_recipient_counts,
     api_message_records,
 )
-from postroom.api.senders import Sender, sender_resolve
-from postroom.compose.services import ComposeRequest, message_compose
-from postroom.core.errors import ValidationError
-from postroom.mail.addresses import Address, parse_address
-from postroom.mail.header_text import check_header_phrase, reject_control_characters
-from postroom.mail.message import Attachment
+from postroom.api.senders import CompanySender, Sender, company_sender_get, sender_resolve
+from postroom.api.sending import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    api_message_prepare,
+    compose_request,
+)
+from postroom.core.errors import PostroomError, ValidationError
+from postroom.mail.header_text import reject_control_characters
 from postroom.outbox.actions import message_cancel
-from postroom.outbox.enqueue import MAX_IDEMPOTENCY_KEY, IdempotencyConflictError
-from postroom.outbox.models import Lane, Message, MessageStatus, Source
+from postroom.outbox.batch import message_enqueue_batch, message_enqueue_grouped
+from postroom.outbox.enqueue import IdempotencyConflictError, PreparedMessage
+from postroom.outbox.models import Message, MessageStatus, Recipient
 from postroom.outbox.pauses import server_is_any_paused
 
 router = Router(tags=["Messages"])
 CURSOR_KIND = "m1"
-
-# Scheduled sending is for the near future (tomorrow morning, the end of the month);
-# mail planned further ahead belongs in a report schedule or a campaign.
-MAX_SCHEDULE_AHEAD = dt.timedelta(days=366)
-# An idempotency key is stored as "api:<key prefix>:<key>" so that two systems that both
-# send "order-1042" do not get each other's message: 13 of the column's characters are ours.
-_IDEMPOTENCY_NAMESPACE = "api:{prefix}:"
-MAX_IDEMPOTENCY_KEY_LENGTH = MAX_IDEMPOTENCY_KEY - len(
-    _IDEMPOTENCY_NAMESPACE.format(prefix="0" * 2 * PREFIX_BYTES)
-)
 
 
 @router.post(
@@ -89,17 +82,55 @@ def message_send(
 ) -> Status[dict[str, Any]]:
     api_key = request_api_key(request)
     sender = sender_resolve(value=payload.from_, api_key=api_key)
-    try:
-        [message] = message_compose(
-            request=_compose_request(payload, sender, api_key=api_key, key=idempotency_key)
+    prepared = api_message_prepare(
+        request=compose_request(
+            payload, sender, api_key=api_key, key=idempotency_key, key_field="Idempotency-Key"
         )
-    except IdempotencyConflictError as error:
+    )
+    message = message_enqueue_grouped(prepared)
+    if isinstance(message, IdempotencyConflictError):
         # The key of another message (message_enqueue compares them): named as it came in.
-        raise ConflictError(error.message, field="Idempotency-Key") from None
+        raise ConflictError(message.message, field="Idempotency-Key")
     if message.is_replay:
         response["Idempotent-Replayed"] = "true"
         return Status(200, _message_out(message))
-    return Status(202, _message_out(message))
+    return Status(202, _message_out(message, records=_queued_records(message, prepared)))
+
+
+@router.post(
+    "/messages/batch",
+    response={200: BatchOut, **error_responses(413)},
+    auth=ApiKeyAuth(ApiScope.SEND),
+    operation_id="message_send_batch",
+    by_alias=True,
+    summary=f"Send up to {MAX_BATCH} messages",
+    description=(
+        f"Queue 1 to {MAX_BATCH} messages, each checked on its own as a single send would "
+        "check it, and all those that pass stored in one transaction. Answers 200 once they "
+        "are stored durably, with one item per message: its status (202 queued, 200 "
+        "queued before with its `idempotency_key`, or the status of its error) and the "
+        "message or the error. A batch counts as one request against the key's rate limit."
+    ),
+)
+def message_send_batch(request: HttpRequest, payload: BatchIn) -> dict[str, Any]:
+    api_key = request_api_key(request)
+    checked = _batch_prepare(payload.checked_messages(), api_key=api_key)
+    stored = iter(message_enqueue_batch([item for item in checked if not isinstance(item, dict)]))
+    outcomes = [item if isinstance(item, dict) else next(stored) for item in checked]
+    replays = [o.pk for o in outcomes if isinstance(o, Message) and o.is_replay]
+    counts = api_message_recipient_counts(ids=replays) if replays else {}
+    is_paused = server_is_any_paused()
+    items = [
+        _batch_item_out(index, outcome, checked[index], counts, is_paused=is_paused)
+        for index, outcome in enumerate(outcomes)
+    ]
+    statuses = [item["status"] for item in items]
+    return {
+        "queued": statuses.count(202),
+        "replayed": statuses.count(200),
+        "failed": len(statuses) - statuses.count(202) - statuses.count(200),
+        "items": items,
+    }
 
 
 @router.get(
@@ -179,107 +210,85 @@ def message_cancel_view(
     return _message_out(message)
 
 
-# --- request → ComposeRequest -----------------------------------------------------------
+# --- batches ---------------------------------------------------------------------------
 
 
-def _compose_request(
-    payload: SendIn, sender: Sender, *, api_key: ApiKey, key: str | None
-) -> ComposeRequest:
-    """The request as Postroom's compose service reads it (postroom.compose.services), with
-    the addresses parsed and the attachments decoded."""
-    to = _addresses(payload.to, kind="To", field="to")
-    cc = _addresses(payload.cc, kind="Cc", field="cc")
-    bcc = _addresses(payload.bcc, kind="Bcc", field="bcc")
-    reply_to = _addresses(payload.reply_to, kind="Reply-To", field="reply_to")
-    attachments = _attachments(payload.attachments)
-    not_before_at = _send_at(payload.send_at)
-    return ComposeRequest(
-        source=Source.API,
-        user=sender.user,
-        from_=sender.address,
-        to=to,
-        cc=cc,
-        bcc=bcc,
-        reply_to=reply_to,
-        subject=payload.subject,
-        text=payload.text,
-        html=payload.html,
-        template=payload.template,
-        data=payload.data,
-        attachments=attachments,
-        headers=payload.headers,
-        lane=Lane(payload.lane),
-        not_before_at=not_before_at,
-        idempotency_key=_stored_idempotency_key(api_key, key),
-    )
-
-
-def _addresses(values: list[RecipientIn], *, kind: str, field: str) -> list[Address]:
-    addresses = []
-    for index, value in enumerate(values, start=1):
-        label = f"Recipient {index} ({kind})"
-        if isinstance(value, AddressIn):
-            parsed = parse_address(value.email, label=label, field=field)
-            check_header_phrase(value.name, label=label, what="the name", field=field)
-            addresses.append(Address(" ".join(value.name.split()), parsed.addr_spec))
-        else:
-            addresses.append(parse_address(value, label=label, field=field))
-    return addresses
-
-
-def _attachments(values: list[AttachmentIn]) -> list[Attachment]:
-    limit = settings.POSTROOM_MAX_MESSAGE_BYTES
-    attachments = []
-    total = 0
-    for index, value in enumerate(values, start=1):
-        # 4 base64 characters carry 3 bytes: refuse an oversize file before decoding it.
-        total += len(value.content) * 3 // 4
-        if total > limit + 3:
-            raise ValidationError(
-                f"Attachment {index}: the attachments are larger than the limit of "
-                f"{limit:,} bytes (POSTROOM_MAX_MESSAGE_BYTES); send fewer or smaller files.",
-                field="attachments",
-            )
+def _batch_prepare(
+    messages: list[SendBatchItemIn | InvalidBatchItem], *, api_key: ApiKey
+) -> list[PreparedMessage | dict[str, Any]]:
+    """Each message checked and built apart, as a single send would: prepared to be stored,
+    or its error (`_batch_error`). The company and each sender are looked up once."""
+    company = cache(company_sender_get)
+    senders: dict[str | None, Sender | PostroomError] = {}
+    checked: list[PreparedMessage | dict[str, Any]] = []
+    for item in messages:
+        if isinstance(item, InvalidBatchItem):
+            checked.append(_batch_error(400, schema_error_body(item.errors, is_located=False)))
+            continue
         try:
-            data = base64.b64decode(value.content.encode("ascii"), validate=True)
-        except (UnicodeError, ValueError, binascii.Error):
-            raise ValidationError(
-                f"Attachment {index} ({value.filename!r}): the content is not valid base64 "
-                "(RFC 4648 §4: A–Z, a–z, 0–9, + and /, padded with =).",
-                field="attachments",
-            ) from None
-        attachments.append(
-            Attachment(filename=value.filename, content_type=value.content_type, data=data)
-        )
-    return attachments
+            if item.from_ not in senders:
+                senders[item.from_] = _sender_or_error(item.from_, api_key, company)
+            sender = senders[item.from_]
+            if isinstance(sender, PostroomError):
+                raise sender
+            request = compose_request(
+                item, sender, api_key=api_key, key=item.idempotency_key, key_field="idempotency_key"
+            )
+            checked.append(api_message_prepare(request=request))
+        except PostroomError as error:
+            checked.append(_batch_error(error.http_status, postroom_error_body(error)))
+    return checked
 
 
-def _send_at(value: dt.datetime | None) -> dt.datetime | None:
-    send_at = aware_datetime(value, field="send_at")
-    if send_at is None:
-        return None
-    if send_at - timezone.now() > MAX_SCHEDULE_AHEAD:
-        raise ValidationError(
-            f"send_at: schedule at most {MAX_SCHEDULE_AHEAD.days} days ahead.", field="send_at"
-        )
-    return send_at  # a time in the past means now
+def _sender_or_error(
+    value: str | None, api_key: ApiKey, company: Callable[[], CompanySender]
+) -> Sender | PostroomError:
+    try:
+        return sender_resolve(value=value, api_key=api_key, company=company)
+    except PostroomError as error:
+        return error
 
 
-def _stored_idempotency_key(api_key: ApiKey, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(
-        "!" <= char <= "~" for char in value
-    ):
-        raise ValidationError(
-            f"Idempotency-Key: use 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII "
-            "characters without spaces, such as a UUID.",
-            field="Idempotency-Key",
-        )
-    return _IDEMPOTENCY_NAMESPACE.format(prefix=api_key.prefix) + value
+def _batch_error(status: int, error: dict[str, Any]) -> dict[str, Any]:
+    return {"status": status, "message": None, "error": error}
+
+
+def _batch_item_out(
+    index: int,
+    outcome: Message | IdempotencyConflictError | dict[str, Any],
+    checked: PreparedMessage | dict[str, Any],
+    replay_counts: dict[int, int],
+    *,
+    is_paused: bool,
+) -> dict[str, Any]:
+    if isinstance(outcome, IdempotencyConflictError):
+        # As for a single send's key: this message's key, named as it came in.
+        error = ConflictError(outcome.message, field="idempotency_key")
+        outcome = _batch_error(error.http_status, postroom_error_body(error))
+    if isinstance(outcome, dict):
+        return {"index": index, **outcome}
+    assert isinstance(checked, PreparedMessage)  # a message came of it
+    # A new message's recipients are those it was stored with: nothing to read back.
+    count = replay_counts.get(outcome.pk, 0) if outcome.is_replay else len(checked.recipients)
+    return {
+        "index": index,
+        "status": 200 if outcome.is_replay else 202,
+        "message": _summary_out(outcome, count, is_paused=is_paused),
+        "error": None,
+    }
 
 
 # --- Message → response ----------------------------------------------------------------
+
+
+def _queued_records(message: Message, prepared: PreparedMessage) -> MessageRecords:
+    """The records of a message just stored, from what was stored rather than read back:
+    every recipient queued, no attempt yet."""
+    recipients = [
+        Recipient(message=message, address=address, kind=kind)
+        for address, kind in prepared.recipients
+    ]
+    return MessageRecords(recipients=recipients, attempts=[], attempt_total=0)
 
 
 def _summary_out(message: Message, recipient_count: int, *, is_paused: bool) -> dict[str, Any]:
@@ -301,8 +310,8 @@ def _summary_out(message: Message, recipient_count: int, *, is_paused: bool) -> 
     }
 
 
-def _message_out(message: Message) -> dict[str, Any]:
-    records = api_message_records(message=message)
+def _message_out(message: Message, *, records: MessageRecords | None = None) -> dict[str, Any]:
+    records = records or api_message_records(message=message)
     by_recipient: dict[int | None, list[dict[str, Any]]] = {}
     addresses = {recipient.pk: recipient.address for recipient in records.recipients}
     for attempt in records.attempts:

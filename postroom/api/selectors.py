@@ -80,13 +80,18 @@ def api_message_page(
     if filters.created_before:
         messages = messages.filter(created_at__lt=filters.created_before)
     page = keyset_page(messages, size=limit, following=before)
-    counts = dict(
-        Recipient.objects.filter(message_id__in=[row.id for row in page.rows])
+    counts = api_message_recipient_counts(ids=[row.id for row in page.rows])
+    return MessageListPage(messages=page.rows, recipient_counts=counts, next_before=page.following)
+
+
+def api_message_recipient_counts(*, ids: list[int]) -> dict[int, int]:
+    """How many recipients each of these messages has, by message id."""
+    return dict(
+        Recipient.objects.filter(message_id__in=ids)
         .order_by()
         .values_list("message_id")
         .annotate(count=Count("id"))
     )
-    return MessageListPage(messages=page.rows, recipient_counts=counts, next_before=page.following)
 
 
 @dataclass(frozen=True)

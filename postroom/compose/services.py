@@ -1,5 +1,5 @@
-"""Compose: write an email and queue it. The Contact Email page and the API's send both call
-`message_compose` (and the page `message_compose_preview`), with a `ComposeRequest`.
+"""Compose: write an email and queue it, from a `ComposeRequest`: the Contact Email page calls
+`message_compose` (and `message_compose_preview`), the API `compose_prepare`, then queues.
 
 Contact Email is how a person writes to contacts: as the seed says, mail to contacts comes
 from the user's own address so that replies reach the user (the company's send-as policy,
@@ -191,7 +191,7 @@ def message_compose(*, request: ComposeRequest) -> list[Message]:
     bad address, a template error, a missing subject, attachments over the size limit.
     A message queued before with the same idempotency key comes back with `is_replay`.
     """
-    _, composed = _prepare(request)
+    _, composed = compose_prepare(request=request)
     key = request.idempotency_key
     is_numbered = RULES[request.source].can_send_individually
     with transaction.atomic():
@@ -228,7 +228,7 @@ class ComposePreview:
 def message_compose_preview(*, request: ComposeRequest, number: int = 1) -> ComposePreview:
     """Build, without queueing, the message of To recipient `number` (1-based) when sending
     individually, or the one email to all (whatever the number)."""
-    plan, composed = _prepare(request)
+    plan, composed = compose_prepare(request=request)
     if not request.is_individual:
         number = 1
     if not 1 <= number <= len(composed):
@@ -320,8 +320,8 @@ def _template(template: EmailTemplate | str) -> EmailTemplate:
     return email_template_get_by_ref(ref=template, field="template")
 
 
-def _prepare(request: ComposeRequest) -> tuple[ComposePlan, list[ComposedMessage]]:
-    """Check the request and build its emails: one to all, or one per To recipient."""
+def compose_prepare(*, request: ComposeRequest) -> tuple[ComposePlan, list[ComposedMessage]]:
+    """Check the request and build its emails, one to all or one per To recipient, unqueued."""
     rules = RULES[request.source]
     if request.from_ is not None:
         from_ = request.from_

@@ -2,6 +2,10 @@
 
 Durability rule: a message is accepted only when `message_enqueue*` returns, which is after
 its transaction committed (SQLite runs with synchronous=FULL, see settings).
+
+The API prepares each message apart (`message_prepare`: checked and built, nothing stored)
+and stores many in one transaction (postroom.outbox.batch), answering from what it prepared
+rather than reading the stored rows back.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from email.policy import default as default_policy
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from postroom.core.errors import PostroomError, ValidationError
+from postroom.core.errors import ValidationError
 from postroom.mail.addresses import NormalizedAddress, normalize_address
-from postroom.mail.message import BuiltMessage, OutgoingEmail, build_message, new_message_id
+from postroom.mail.message import BuiltMessage, OutgoingEmail, new_message_id
 from postroom.outbox import wake
+from postroom.outbox.building import message_build
+from postroom.outbox.bulk import rows_insert
+from postroom.outbox.idempotency import IdempotencyConflictError, Identity
 from postroom.outbox.models import (
     LANE_PRIORITY,
     Event,
@@ -32,7 +39,7 @@ from postroom.outbox.models import (
     Source,
 )
 from postroom.outbox.retry import retry_policy
-from postroom.outbox.send_as import send_as_apply
+from postroom.outbox.send_as import SenderChoice, send_as_apply
 
 
 def message_enqueue(
@@ -55,16 +62,65 @@ def message_enqueue(
       nothing; the same key for another message raises IdempotencyConflictError. Two requests
       racing with one key are decided by the unique constraint (see `_insert`).
     """
-    _check_idempotency_key(idempotency_key)
-    choice = send_as_apply(email=email, user=sender_user)
-    identity = _Identity.of_email(email, sender_user=sender_user if choice.send_as else None)
+    choice, identity = _choose(email, sender_user=sender_user, key=idempotency_key)
     if idempotency_key and (existing := _replay(idempotency_key, identity)):
         return existing
-    now = timezone.now()
+    prepared = _prepare(
+        choice,
+        identity,
+        _Queueing(
+            source=source,
+            lane=lane,
+            sender_user=sender_user,
+            idempotency_key=idempotency_key,
+            not_before_at=not_before_at,
+            expires_at=expires_at,
+            now=timezone.now(),
+        ),
+    )
+    return _insert(prepared.stored, prepared.queueing, prepared.identity)
+
+
+def message_prepare(
+    *,
+    email: OutgoingEmail,
+    source: Source,
+    lane: Lane = Lane.TRANSACTIONAL,
+    sender_user: Any = None,
+    idempotency_key: str | None = None,
+    not_before_at: dt.datetime | None = None,
+) -> PreparedMessage:
+    """Check and build `email` as `message_enqueue` does, storing nothing (the send-as policy
+    reads the database): postroom.outbox.batch stores it. Bad input raises
+    ValidationError; whether its idempotency key was used before is known only then."""
+    choice, identity = _choose(email, sender_user=sender_user, key=idempotency_key)
+    queueing = _Queueing(
+        source=source,
+        lane=lane,
+        sender_user=sender_user,
+        idempotency_key=idempotency_key,
+        not_before_at=not_before_at,
+        expires_at=None,
+        now=timezone.now(),
+    )
+    return _prepare(choice, identity, queueing)
+
+
+def _choose(
+    email: OutgoingEmail, *, sender_user: Any, key: str | None
+) -> tuple[SenderChoice, Identity]:
+    _check_idempotency_key(key)
+    choice = send_as_apply(email=email, user=sender_user)
+    identity = Identity.of_email(email, sender_user=sender_user if choice.send_as else None)
+    return choice, identity
+
+
+def _prepare(choice: SenderChoice, identity: Identity, queueing: _Queueing) -> PreparedMessage:
+    now = queueing.now
     message_id = new_message_id(choice.email.from_.addr_spec.rpartition("@")[2])
 
     def build(variant: OutgoingEmail) -> BuiltMessage:
-        return build_message(
+        return message_build(
             variant,
             message_id=message_id,
             date=now,
@@ -84,16 +140,7 @@ def message_enqueue(
         send_as=choice.send_as,
         fallback=_fallback_stored(build(fallback), fallback) if fallback else None,
     )
-    queueing = _Queueing(
-        source=source,
-        lane=lane,
-        sender_user=sender_user,
-        idempotency_key=idempotency_key,
-        not_before_at=not_before_at,
-        expires_at=expires_at,
-        now=now,
-    )
-    return _insert(stored, queueing, identity)
+    return PreparedMessage(stored, queueing, identity)
 
 
 def message_enqueue_raw(
@@ -123,7 +170,7 @@ def message_enqueue_raw(
     normalized = _envelope_recipients(recipients, cc, bcc)
     headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
     subject = str(headers.get("Subject", ""))
-    identity = _Identity.of_envelope(
+    identity = Identity.of_envelope(
         subject, envelope_from=sender.addr_spec if sender else "", addresses=normalized
     )
     if idempotency_key and (existing := _replay(idempotency_key, identity)):
@@ -184,13 +231,6 @@ def _envelope_recipients(
 MAX_IDEMPOTENCY_KEY = 200  # Message.idempotency_key's column width
 
 
-class IdempotencyConflictError(PostroomError):
-    """An idempotency key already used for a different message (409, as Stripe answers)."""
-
-    code = "conflict"
-    http_status = 409
-
-
 @dataclass(frozen=True)
 class _Stored:
     """One message as the outbox stores it: its bytes and what the pages show of it."""
@@ -232,61 +272,6 @@ class _Queueing:
     source_detail: str = ""  # which SMTP credential, from which client
 
 
-@dataclass(frozen=True)
-class _Identity:
-    """What tells one message from another when an idempotency key comes back: the sender,
-    the subject and the recipients (the request itself is not stored)."""
-
-    subject: str
-    addresses: frozenset[str]  # lower case
-    sender_user_id: int | None  # mail as a user: the policy may send it via the company
-    envelope_from: str  # lower case; compared when there is no such user
-
-    @classmethod
-    def of_email(cls, email: OutgoingEmail, *, sender_user: Any) -> _Identity:
-        return cls(
-            subject=email.subject,
-            addresses=frozenset(
-                address.addr_spec.lower() for address in (*email.to, *email.cc, *email.bcc)
-            ),
-            sender_user_id=sender_user.pk if sender_user is not None else None,
-            envelope_from=email.from_.addr_spec.lower(),
-        )
-
-    @classmethod
-    def of_envelope(
-        cls,
-        subject: str,
-        *,
-        envelope_from: str,
-        addresses: Sequence[tuple[NormalizedAddress, RecipientKind]],
-    ) -> _Identity:
-        return cls(
-            subject=subject,
-            addresses=frozenset(address.addr_spec.lower() for address, _ in addresses),
-            sender_user_id=None,
-            envelope_from=envelope_from.lower(),
-        )
-
-    def check(self, message: Message) -> None:
-        recorded = {
-            address.lower()
-            for address in Recipient.objects.filter(message=message).values_list(
-                "address", flat=True
-            )
-        }
-        if self.sender_user_id is not None:
-            is_same_sender = message.sender_user_id == self.sender_user_id
-        else:
-            is_same_sender = message.envelope_from.lower() == self.envelope_from
-        if not is_same_sender or message.subject != self.subject or recorded != self.addresses:
-            raise IdempotencyConflictError(
-                f"This idempotency key was already used for a different message "
-                f"({message.pk}, {message.message_id}); use a new key for a new message.",
-                field="idempotency_key",
-            )
-
-
 def _check_idempotency_key(key: str | None) -> None:
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationError(
@@ -295,7 +280,7 @@ def _check_idempotency_key(key: str | None) -> None:
         )
 
 
-def _replay(key: str, identity: _Identity) -> Message | None:
+def _replay(key: str, identity: Identity) -> Message | None:
     """The message queued with `key` before, marked as a replay (Message.is_replay); raises
     IdempotencyConflictError when it is not the message `identity` describes."""
     message = Message.objects.filter(idempotency_key=key).first()
@@ -305,49 +290,105 @@ def _replay(key: str, identity: _Identity) -> Message | None:
     return message
 
 
-def _insert(stored: _Stored, queueing: _Queueing, identity: _Identity) -> Message:
-    starts_at = max(queueing.not_before_at or queueing.now, queueing.now)
-    fallback = stored.fallback
+@dataclass(frozen=True)
+class PreparedMessage:
+    """A message checked and built by `message_prepare`, not stored yet."""
+
+    stored: _Stored
+    queueing: _Queueing
+    identity: Identity
+
+    @property
+    def recipients(self) -> Sequence[tuple[str, str]]:
+        """(address, RecipientKind) of each recipient, as they are stored."""
+        return self.stored.recipients
+
+
+def messages_insert(
+    prepared: Sequence[PreparedMessage],
+) -> list[Message | IdempotencyConflictError]:
+    """Store new messages in the caller's transaction, with one INSERT per table (a few, for
+    SQLite's bound on parameters). A key that another request stored meanwhile is decided as
+    in `message_enqueue`: that message, or its IdempotencyConflictError."""
+    if not prepared:
+        return []
+    is_keyed = any(item.queueing.idempotency_key for item in prepared)
+    if connection.features.can_return_rows_from_bulk_insert:
+        try:
+            # A savepoint only where a key may lose a race (see _insert).
+            with transaction.atomic(savepoint=is_keyed):
+                return list(_insert_many(prepared))
+        except IntegrityError:
+            if not is_keyed:
+                raise
+            # A key stored by another request since the lookup (PostgreSQL; SQLite's
+            # IMMEDIATE transaction keeps other writers out): one by one, each decides its race.
+    inserted: list[Message | IdempotencyConflictError] = []
+    for item in prepared:
+        try:
+            inserted.append(_insert(item.stored, item.queueing, item.identity))
+        except IdempotencyConflictError as error:
+            inserted.append(error)
+    return inserted
+
+
+# The fields `_message_row` sets: what differs between the messages of one insert. The
+# others are a new message's defaults, and created_at is the time of the insert.
+_MESSAGE_VARYING = (
+    *("message_id", "idempotency_key", "lane", "priority", "source", "source_detail"),
+    *("envelope_from", "from_header", "subject", "sender_user_id", "raw", "size"),
+    *("needs_smtputf8", "send_as", "fallback_raw", "fallback_envelope_from"),
+    *("fallback_from_header", "not_before_at", "expires_at", "next_attempt_at"),
+)
+
+
+def _insert_many(prepared: Sequence[PreparedMessage]) -> list[Message]:
+    """One multi-row INSERT per table (postroom.outbox.bulk.rows_insert, as a campaign's
+    messages are written): the ORM's bulk_create costs about as much as the rest of
+    accepting a message."""
+    messages = [_message_row(item.stored, item.queueing) for item in prepared]
+    ids = rows_insert(
+        messages[0],
+        _MESSAGE_VARYING,
+        [[getattr(message, name) for name in _MESSAGE_VARYING] for message in messages],
+        returning="message_id",
+    )
+    for message in messages:
+        message.pk = ids[message.message_id]
+        message.created_at = messages[0].created_at  # auto_now_add, set on the first
+        message._state.adding = False  # stored: a later save() is an UPDATE
+        message._state.db = connection.alias
+    rows_insert(
+        Recipient(message_id=0, address="", kind=RecipientKind.TO),
+        ("message_id", "address", "kind"),
+        [
+            (message.pk, address, kind)
+            for message, item in zip(messages, prepared, strict=True)
+            for address, kind in item.stored.recipients
+        ],
+    )
+    rows_insert(
+        _queued_event(messages[0], prepared[0].stored, prepared[0].queueing),
+        ("message_id", "created_at", "data"),
+        [
+            (message.pk, item.queueing.now, _queued_data(message, item.stored, item.queueing))
+            for message, item in zip(messages, prepared, strict=True)
+        ],
+    )
+    transaction.on_commit(wake.notify_workers)
+    return messages
+
+
+def _insert(stored: _Stored, queueing: _Queueing, identity: Identity) -> Message:
+    # A savepoint only where an insert may lose a race, to an idempotency key: it lets the
+    # lookup below run inside a caller's transaction. Without a key an IntegrityError is a
+    # plain error, and a savepoint would cost two statements for nothing.
     try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                message_id=stored.message_id,
-                idempotency_key=queueing.idempotency_key or None,
-                lane=queueing.lane,
-                priority=LANE_PRIORITY[queueing.lane],
-                source=queueing.source,
-                source_detail=queueing.source_detail[:200],
-                envelope_from=stored.envelope_from,
-                from_header=stored.from_header[:500],
-                subject=stored.subject,
-                sender_user=queueing.sender_user,
-                raw=stored.raw,
-                size=len(stored.raw),
-                needs_smtputf8=stored.needs_smtputf8,
-                send_as=stored.send_as,
-                fallback_raw=fallback.raw if fallback else None,
-                fallback_envelope_from=fallback.envelope_from if fallback else "",
-                fallback_from_header=fallback.from_header[:500] if fallback else "",
-                not_before_at=queueing.not_before_at,
-                expires_at=queueing.expires_at or starts_at + retry_policy().give_up_after,
-                next_attempt_at=starts_at,
-            )
-            Recipient.objects.bulk_create(
-                Recipient(message=message, address=address, kind=kind)
-                for address, kind in stored.recipients
-            )
-            Event.objects.create(
-                kind=EventKind.MESSAGE_QUEUED,
-                created_at=queueing.now,
-                message=message,
-                data={
-                    "id": message.pk,
-                    "message_id": stored.message_id,
-                    "lane": queueing.lane,
-                    "source": queueing.source,
-                    "recipients": [address for address, _ in stored.recipients],
-                },
-            )
+        with transaction.atomic(savepoint=bool(queueing.idempotency_key)):
+            message = _message_row(stored, queueing)
+            message.save(force_insert=True)
+            Recipient.objects.bulk_create(_recipient_rows(message, stored))
+            _queued_event(message, stored, queueing).save(force_insert=True)
             transaction.on_commit(wake.notify_workers)
     except IntegrityError:
         # Another request with the same key inserted first, between the lookup and this
@@ -358,3 +399,56 @@ def _insert(stored: _Stored, queueing: _Queueing, identity: _Identity) -> Messag
             return existing
         raise
     return message
+
+
+def _message_row(stored: _Stored, queueing: _Queueing) -> Message:
+    starts_at = max(queueing.not_before_at or queueing.now, queueing.now)
+    fallback = stored.fallback
+    return Message(
+        message_id=stored.message_id,
+        idempotency_key=queueing.idempotency_key or None,
+        lane=queueing.lane,
+        priority=LANE_PRIORITY[queueing.lane],
+        source=queueing.source,
+        source_detail=queueing.source_detail[:200],
+        envelope_from=stored.envelope_from,
+        from_header=stored.from_header[:500],
+        subject=stored.subject,
+        sender_user=queueing.sender_user,
+        raw=stored.raw,
+        size=len(stored.raw),
+        needs_smtputf8=stored.needs_smtputf8,
+        send_as=stored.send_as,
+        fallback_raw=fallback.raw if fallback else None,
+        fallback_envelope_from=fallback.envelope_from if fallback else "",
+        fallback_from_header=fallback.from_header[:500] if fallback else "",
+        not_before_at=queueing.not_before_at,
+        expires_at=queueing.expires_at or starts_at + retry_policy().give_up_after,
+        next_attempt_at=starts_at,
+    )
+
+
+def _recipient_rows(message: Message, stored: _Stored) -> list[Recipient]:
+    return [
+        Recipient(message=message, address=address, kind=kind)
+        for address, kind in stored.recipients
+    ]
+
+
+def _queued_event(message: Message, stored: _Stored, queueing: _Queueing) -> Event:
+    return Event(
+        kind=EventKind.MESSAGE_QUEUED,
+        created_at=queueing.now,
+        message=message,
+        data=_queued_data(message, stored, queueing),
+    )
+
+
+def _queued_data(message: Message, stored: _Stored, queueing: _Queueing) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "message_id": stored.message_id,
+        "lane": queueing.lane,
+        "source": queueing.source,
+        "recipients": [address for address, _ in stored.recipients],
+    }

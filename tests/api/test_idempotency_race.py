@@ -2,6 +2,12 @@
 lost the race learns it (200 for the same message, 409 for another), never a second 202.
 
 Runs on SQLite in `make test` and again on PostgreSQL (`make test-postgres`).
+
+Within one process the API's writes take turns (postroom.outbox.batch.WRITE_TURN): the two
+requests are stored in one group, the second a replay of the first, or one after the other,
+the second finding the first's key. The hold below (on `pre_save`, which the API's multi-row
+insert does not send) applies when messages are inserted one by one: after a key was stored
+by another process since the lookup.
 """
 
 from __future__ import annotations
