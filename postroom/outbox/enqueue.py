@@ -157,7 +157,43 @@ def message_enqueue_raw(
     not_before_at: dt.datetime | None = None,
     source_detail: str = "",
 ) -> Message:
-    """Queue a message that is already RFC 5322 bytes (send_mail, the SMTP listener).
+    """Queue a message that is already RFC 5322 bytes (send_mail, `postroom send`): as
+    `message_prepare_raw` says, stored at once."""
+    prepared = message_prepare_raw(
+        envelope_from=envelope_from,
+        recipients=recipients,
+        raw=raw,
+        source=source,
+        cc=cc,
+        bcc=bcc,
+        lane=lane,
+        sender_user=sender_user,
+        idempotency_key=idempotency_key,
+        not_before_at=not_before_at,
+        source_detail=source_detail,
+    )
+    if isinstance(prepared, Message):
+        return prepared
+    return _insert(prepared.stored, prepared.queueing, prepared.identity)
+
+
+def message_prepare_raw(  # Long because: the checks of raw bytes, one after another
+    *,
+    envelope_from: str,
+    recipients: Sequence[str],
+    raw: bytes,
+    source: Source,
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    lane: Lane = Lane.TRANSACTIONAL,
+    sender_user: Any = None,
+    idempotency_key: str | None = None,
+    not_before_at: dt.datetime | None = None,
+    source_detail: str = "",
+) -> PreparedMessage | Message:
+    """Check a message that is already RFC 5322 bytes and make it ready to store (the SMTP
+    listener stores many at once with `messages_insert`); the stored Message instead when it
+    is one already: its idempotency key, or its Message-ID, seen before.
 
     The bytes are sent as they are (no send-as policy: their From is final), except that a
     missing Message-ID is added, so that a retry after an uncertain delivery carries the same
@@ -202,7 +238,7 @@ def message_enqueue_raw(
         now=timezone.now(),
         source_detail=source_detail,
     )
-    return _insert(stored, queueing, identity)
+    return PreparedMessage(stored, queueing, identity)
 
 
 def _check_raw_size(raw: bytes) -> None:

@@ -3,8 +3,9 @@
 SQLite commits one transaction at a time and a commit costs a flush to disk, so one commit per
 message would cap the listener at a few hundred messages a second. Here the messages that
 arrive while a commit runs wait for the next one, which takes them all (GROUP_LIMIT at most):
-each is queued in its own savepoint (a bad one is refused alone), and every session gets its
-`250` only once the transaction holding its message committed.
+each is checked and built apart (a bad one is refused alone), then all are written with one
+INSERT per table (`messages_insert`), and every session gets its `250` only once the
+transaction holding its message committed.
 
 On SQLite the transaction holds the one write lock, and a writer that takes it again the
 moment it let go starves the others (SQLite's busy handler only retries after a sleep): the
@@ -23,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections, connection, transaction
 
 from postroom.core.errors import PostroomError
-from postroom.outbox.enqueue import message_enqueue_raw
-from postroom.outbox.models import Lane, Source
+from postroom.outbox.enqueue import PreparedMessage, message_prepare_raw, messages_insert
+from postroom.outbox.models import Lane, Message, Source
 from postroom.smtpd.ingest import Received, with_received_line
 
 logger = logging.getLogger(__name__)
@@ -65,23 +66,26 @@ class IngestStore:
 
     def _store(self, group: list[Received]) -> list[str]:
         close_old_connections()
-        replies = []
         started = time.monotonic()
         try:
             with transaction.atomic():
-                for received in group:
-                    replies.append(self._store_one(received))
+                replies = self._store_group(group)
         finally:
             close_old_connections()
         if connection.vendor == "sqlite":
             time.sleep((time.monotonic() - started) * SQLITE_YIELD)
         return replies
 
-    def _store_one(self, received: Received) -> str:
-        queue_id = secrets.token_hex(6)
-        try:
-            with transaction.atomic():
-                message = message_enqueue_raw(
+    def _store_group(self, group: list[Received]) -> list[str]:
+        """The reply for each of `group`, its new messages inserted together."""
+        replies: list[str] = [""] * len(group)
+        new: list[tuple[int, str, PreparedMessage]] = []
+        seen: dict[str, int] = {}  # Message-ID -> its first place in the group
+        again: dict[int, int] = {}  # a place -> the first with the same Message-ID
+        for index, received in enumerate(group):
+            queue_id = secrets.token_hex(6)
+            try:
+                prepared = message_prepare_raw(
                     envelope_from=received.envelope_from,
                     recipients=received.recipients,
                     raw=with_received_line(received, queue_id=queue_id, hostname=self._hostname),
@@ -90,6 +94,28 @@ class IngestStore:
                     lane=Lane.BULK,
                     source_detail=received.source_detail,
                 )
-        except PostroomError as error:
-            return f"554 5.6.0 {error.message}"
-        return f"250 2.0.0 Ok: queued as {queue_id} (outbox #{message.pk})"
+            except PostroomError as error:
+                replies[index] = _refused(error)
+                continue
+            if isinstance(prepared, Message):  # sent before: the same Message-ID again
+                replies[index] = _queued(queue_id, prepared)
+            elif (first := seen.get(prepared.stored.message_id)) is not None:
+                again[index] = first  # sent twice at once: stored once, the same answer
+            else:
+                seen[prepared.stored.message_id] = index
+                new.append((index, queue_id, prepared))
+        stored = messages_insert([prepared for _, _, prepared in new])
+        for (index, queue_id, _), message in zip(new, stored, strict=True):
+            assert isinstance(message, Message)  # no idempotency keys here
+            replies[index] = _queued(queue_id, message)
+        for index, first in again.items():
+            replies[index] = replies[first]
+        return replies
+
+
+def _queued(queue_id: str, message: Message) -> str:
+    return f"250 2.0.0 Ok: queued as {queue_id} (outbox #{message.pk})"
+
+
+def _refused(error: PostroomError) -> str:
+    return "554 5.6.0 " + " ".join(error.message.split())

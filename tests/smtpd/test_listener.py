@@ -200,3 +200,18 @@ def test_the_certificate_is_self_signed_for_loopback(listener: SmtpListener) -> 
     with submission(listener.ports["starttls"]) as client:
         sock = client.sock
         assert isinstance(sock, ssl.SSLSocket) and sock.version() in {"TLSv1.2", "TLSv1.3"}
+
+
+def test_a_message_sent_again_after_a_lost_connection_is_stored_once(
+    listener: SmtpListener, make_credential: Credentials
+) -> None:
+    _, password = make_credential()
+    replies = []
+    for _ in range(2):  # the system did not see the first 250 and sends it again
+        with submission(listener.ports["starttls"], login=("erp", password)) as client:
+            client.mail("invoices@acme.example")
+            client.rcpt("customer@example.org")
+            replies.append(client.data(message()))
+    assert [code for code, _ in replies] == [250, 250]
+    assert Message.objects.count() == 1
+    assert all(f"(outbox #{Message.objects.get().pk})".encode() in text for _, text in replies)
