@@ -247,7 +247,7 @@ def metrics_check(web: Service, token: str, *, api: int, smtp: int) -> None:
     assert response.status_code == 200, response.text
     samples = metric_samples(response.text)
     assert samples[(ACCEPTED, (("lane", "transactional"), ("source", "api")))] == api
-    assert samples[(ACCEPTED, (("lane", "transactional"), ("source", "smtp")))] == smtp
+    assert samples[(ACCEPTED, (("lane", "bulk"), ("source", "smtp")))] == smtp
     assert samples[(ATTEMPTS, (("classification", "success"),))] == api + smtp
     queue = [value for (name, _), value in samples.items() if name.endswith("queue_messages")]
     assert queue and not any(queue), "mail still in the queue after delivery"
