@@ -7,9 +7,11 @@ never touch the developer's var/ directory or key file.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from postroom.inbox.server import CaptureServer
 from tests.support.certs import CertAuthority
 from tests.support.relay import PostfixRelay, RelayPrerequisiteError
 
@@ -46,3 +48,16 @@ def relay_mailbox(relay: PostfixRelay) -> PostfixRelay:
     """The session's relay with an empty Maildir (mail still in flight lands first)."""
     relay.clear()
     return relay
+
+
+@pytest.fixture
+def capture_server(settings: Any) -> Iterator[CaptureServer]:
+    """The Sandbox capture on a free port: where the outbox delivers in sandbox mode or while
+    no SMTP server is set."""
+    server = CaptureServer("127.0.0.1", 0)
+    server.start()
+    settings.POSTROOM_CAPTURE_PORT = server.port
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -11,7 +11,6 @@ of the pages go to tests/browser/site.py's SCREENSHOTS.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -19,7 +18,6 @@ from typing import cast
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
 from postroom.company.models import SendAsPolicy
@@ -49,18 +47,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 # A person's message leaves within a second of being queued (issue 3); the contact page is
 # reloaded until then, with room for a slow CI machine.
 DELIVERY_TIMEOUT_SECONDS = 15.0
-
-
-@pytest.fixture
-def capture_server(settings: Settings) -> Iterator[CaptureServer]:
-    """The capture inbox on a free port: where the outbox delivers in sandbox mode."""
-    server = CaptureServer("127.0.0.1", 0)
-    server.start()
-    settings.POSTROOM_CAPTURE_PORT = server.port
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ tests/browser/site.py's SCREENSHOTS.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
 from postroom.contacts.services import contact_create
@@ -57,18 +56,6 @@ def root_page(open_page: PageOpener, admin_user: User) -> Page:
     page = open_page(viewport=SMALL_LAPTOP)
     log_in(page, username=admin_user.username, password=PASSWORD)
     return page
-
-
-@pytest.fixture
-def capture_server(settings: Settings) -> Iterator[CaptureServer]:
-    """The capture inbox on a free port: where the outbox delivers in sandbox mode."""
-    server = CaptureServer("127.0.0.1", 0)
-    server.start()
-    settings.POSTROOM_CAPTURE_PORT = server.port
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _enqueue(email: OutgoingEmail, *, sender_user: User | None = None) -> Message:

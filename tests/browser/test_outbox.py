@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
-from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
 from postroom.company.services import SmtpSettingsInput, company_smtp_update
@@ -34,18 +32,6 @@ SENDER = "Acme Ltd <relayuser@example.com>"  # an address the test relay lets it
 # A person's message leaves within a second of being queued (issue 3); the page is reloaded
 # until then, with room for a slow CI machine.
 DELIVERY_TIMEOUT_SECONDS = 15.0
-
-
-@pytest.fixture
-def capture_server(settings: Settings) -> Iterator[CaptureServer]:
-    """The capture inbox on a free port: where the outbox delivers while no server is set."""
-    server = CaptureServer("127.0.0.1", 0)
-    server.start()
-    settings.POSTROOM_CAPTURE_PORT = server.port
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _enqueue(

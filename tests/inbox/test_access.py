@@ -8,12 +8,10 @@ capture server on 127.0.0.1, and the pages are asked for it.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from pytest_django.fixtures import Settings
 
 from postroom.accounts.models import User
 from postroom.inbox.models import CapturedMessage
@@ -28,18 +26,6 @@ from tests.outbox.worker_harness import running_worker, wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CONFIDENTIAL = "Alice's salary review"
-
-
-@pytest.fixture
-def capture_server(settings: Settings) -> Iterator[CaptureServer]:
-    """The capture inbox on a free port, where the worker delivers while no server is set."""
-    server = CaptureServer("127.0.0.1", 0)
-    server.start()
-    settings.POSTROOM_CAPTURE_PORT = server.port
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def send_as(user: User, subject: str) -> Message:
