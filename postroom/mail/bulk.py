@@ -302,6 +302,10 @@ class CompiledTemplate:
         out.append(self._close)
         return b"".join(out)
 
+    def subject_for(self, values: Mapping[str, object]) -> str:
+        """The subject one recipient's message carries (for the pages, not the bytes)."""
+        return self._subject.fill(values)
+
     def merged_email(self, *, to: Address, values: Mapping[str, object]) -> OutgoingEmail:
         """The OutgoingEmail this template and these values stand for (the exact path)."""
         parts = {subtype: field.fill(values) for subtype, field in self._parts}

@@ -127,7 +127,6 @@ def bulk_enqueue(
         "source": source,
         "envelope_from": compiled.envelope_from,
         "from_header": Address(template.from_name, template.from_address).formatted,
-        "subject": template.subject,
         "sender_user": sender_user,
         "bulk_template": template,
         "not_before_at": not_before_at,
@@ -149,12 +148,13 @@ def bulk_enqueue(
 
 # What differs between the messages of one batch, in `_bulk_row`'s order; every other field
 # is the `shared` values of bulk_enqueue.
-_MESSAGE_VARYING = ("message_id", "bulk_data", "needs_smtputf8")
+# The subject too: the Outbox and a contact's history show each recipient's own, merged.
+_MESSAGE_VARYING = ("message_id", "bulk_data", "needs_smtputf8", "subject")
 
 
 def _bulk_row(
     to: Address, values: Mapping[str, str], *, domain: str, compiled: CompiledTemplate
-) -> tuple[str, dict[str, Any], bool, str]:
+) -> tuple[str, dict[str, Any], bool, str, str]:
     """One recipient's message as its varying fields (`_MESSAGE_VARYING`), and its envelope
     address."""
     normalized = normalize_address(to.addr_spec, label="Recipient", field="to")
@@ -162,25 +162,26 @@ def _bulk_row(
         new_message_id(domain),
         {"to": [to.display_name, normalized.addr_spec], "values": dict(values)},
         compiled.needs_smtputf8 or normalized.needs_smtputf8,
+        compiled.subject_for(values),
         normalized.addr_spec,
     )
 
 
 def _bulk_insert(
     sample: Message,
-    rows: Sequence[tuple[str, dict[str, Any], bool, str]],
+    rows: Sequence[tuple[str, dict[str, Any], bool, str, str]],
     *,
     now: dt.datetime,
     source: Source,
 ) -> None:
     """Insert one batch: the messages, their recipients, their "queued" events."""
-    ids = rows_insert(sample, _MESSAGE_VARYING, [row[:3] for row in rows], returning="message_id")
+    ids = rows_insert(sample, _MESSAGE_VARYING, [row[:4] for row in rows], returning="message_id")
     pks = [ids[message_id] for message_id, *_ in rows]
     recipient = Recipient(message_id=0, address="", kind=RecipientKind.TO)
     rows_insert(
         recipient,
         ("message_id", "address"),
-        [(pk, row[3]) for pk, row in zip(pks, rows, strict=True)],
+        [(pk, row[4]) for pk, row in zip(pks, rows, strict=True)],
     )
     event = Event(kind=EventKind.MESSAGE_QUEUED, created_at=now, message_id=0, data={})
     rows_insert(
@@ -198,7 +199,7 @@ def _bulk_insert(
                     "recipients": [address],
                 },
             )
-            for pk, (message_id, _, _, address) in zip(pks, rows, strict=True)
+            for pk, (message_id, _, _, _, address) in zip(pks, rows, strict=True)
         ],
     )
 

@@ -56,6 +56,9 @@ def test_bulk_messages_store_no_bytes_and_render_the_same_bytes_every_time() -> 
     assert parsed["Subject"] == "Hello Ann1, our November news"
     assert parsed["To"] == "Member 1 <m1@example.net>"
     assert parsed["Message-ID"] == message.message_id
+    # The Outbox and the contact's history show the subject the recipient got, not the
+    # template's "Hello {{ first_name }}".
+    assert message.subject == "Hello Ann1, our November news"
 
 
 @pytest.mark.django_db(transaction=True)
