@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,10 @@ UPDATED = "smtp_credential.updated"
 DELETED = "smtp_credential.deleted"
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
-PASSWORD_BYTES = 24  # 192 bits, 32 characters: typeable into an ERP's password field
+# 32 letters and digits (190 bits): typeable into any ERP's password field, and never starting
+# with "-", which command-line clients (swaks) read as an option.
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+PASSWORD_LENGTH = 32
 MAX_RATE_LIMIT_PER_MINUTE = 100_000
 MAX_RECIPIENTS = 1_000
 
@@ -154,7 +158,7 @@ def credential_create(
             field="username",
         )
     clean = _clean(values)
-    password = secrets.token_urlsafe(PASSWORD_BYTES)
+    password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
     try:
         with transaction.atomic():
             credential = SmtpCredential.objects.create(

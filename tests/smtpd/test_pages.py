@@ -9,6 +9,7 @@ from django.test import Client
 
 from postroom.audit.models import AuditEntry
 from postroom.smtpd.models import SmtpCredential
+from postroom.smtpd.services import CredentialSettings, credential_create
 from tests.accounts.factories import admin_make, user_make
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +72,13 @@ def test_only_administrators_manage_credentials(client: Client) -> None:
     client.force_login(user_make("sam", email="sam@acme.example"))
     assert client.get("/smtp-credentials/").status_code == 403
     assert client.post("/smtp-credentials/new/", FORM).status_code == 403
+
+
+def test_passwords_are_letters_and_digits_so_no_client_reads_one_as_an_option() -> None:
+    # token_urlsafe's "-" first made swaks read a password as an option (a CI failure).
+    settings = CredentialSettings(name="x", allowed_senders=("@acme.example",))
+    passwords = [
+        credential_create(actor=None, username=f"system{n}", values=settings)[1] for n in range(40)
+    ]
+    assert all(len(p) == 32 and p.isascii() and p.isalnum() for p in passwords)
+    assert len(set(passwords)) == 40
