@@ -8,14 +8,12 @@ label to {"from": old, "to": new} for plain values, and to {"changed": True, "se
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 
 from postroom.audit.models import AuditEntry
-
-if TYPE_CHECKING:  # the log records users but sits below the app that defines them
-    from postroom.accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +22,7 @@ SYSTEM_ACTOR_NAME = "system"
 
 def audit_record(
     *,
-    actor: User | AnonymousUser | None,
+    actor: AbstractBaseUser | AnonymousUser | None,
     action: str,
     subject: str,
     changes: dict[str, Any],
@@ -36,7 +34,7 @@ def audit_record(
     # The login name is copied so the log still reads right after the user is deleted.
     actor_name = user.get_username() if user is not None else SYSTEM_ACTOR_NAME
     entry = AuditEntry.objects.create(
-        actor=user,
+        actor_id=user.pk if user is not None else None,
         actor_name=actor_name[:150],
         action=action,
         subject=subject[:200],

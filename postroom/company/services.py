@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 
@@ -22,9 +23,6 @@ from postroom.company.presets import preset_get
 from postroom.company.selectors import company_get
 from postroom.core.errors import SecretKeyError, ValidationError
 from postroom.core.secrets import secret_decrypt, secret_encrypt
-
-if TYPE_CHECKING:  # for annotations only: the accounts app sits above this one
-    from postroom.accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +175,7 @@ def smtp_settings_clean(values: SmtpSettingsInput) -> dict[str, Any]:
 
 
 def company_smtp_update(
-    *, actor: User | AnonymousUser | None, values: SmtpSettingsInput
+    *, actor: AbstractBaseUser | AnonymousUser | None, values: SmtpSettingsInput
 ) -> Company:
     """Save SMTP Server Information and record in the audit log which fields changed.
 
@@ -193,7 +191,7 @@ def company_smtp_update(
         if not changes:
             return company
         if actor is not None and actor.is_authenticated:
-            company.updated_by = actor
+            company.updated_by_id = actor.pk
         company.save()
         audit_record(actor=actor, action=SMTP_UPDATED, subject=AUDIT_SUBJECT, changes=changes)
     logger.info("SMTP Server Information changed: %s", ", ".join(changes))
