@@ -43,7 +43,10 @@ INSTALLED_APPS = [
     "postroom.oauth",
     "postroom.accounts",
     "postroom.company",
+    "postroom.dkim",
     "postroom.outbox",
+    "postroom.domains",
+    "postroom.bounces",
     "postroom.inbox",
     "postroom.smtpd",
     "postroom.contacts",
@@ -219,6 +222,8 @@ POSTROOM_MAX_REQUEST_BYTES = limits.request_body_limit_check(
         ),
     )
 )
+# DNS servers for the deliverability checks (postroom.core.dns); empty: /etc/resolv.conf's.
+POSTROOM_DNS_SERVERS = env.env_list("DNS_SERVERS", [])
 POSTROOM_CAPTURE_HOST = env.env_str("CAPTURE_HOST", "127.0.0.1")
 POSTROOM_CAPTURE_PORT = env.env_int("CAPTURE_PORT", 8025)
 

@@ -13,6 +13,7 @@ import pytest
 
 from postroom.inbox.server import CaptureServer
 from tests.support.certs import CertAuthority
+from tests.support.dns_server import DnsServer
 from tests.support.relay import PostfixRelay, RelayPrerequisiteError
 
 
@@ -61,3 +62,18 @@ def capture_server(settings: Any) -> Iterator[CaptureServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dns_server_session() -> Iterator[DnsServer]:
+    with DnsServer() as server:
+        yield server
+
+
+@pytest.fixture
+def dns_server(dns_server_session: DnsServer, settings: Any) -> DnsServer:
+    """A DNS server on loopback with no records, and Postroom's lookups pointed at it
+    (POSTROOM_DNS_SERVERS): each test adds the records its case needs."""
+    dns_server_session.clear()
+    settings.POSTROOM_DNS_SERVERS = [dns_server_session.address]
+    return dns_server_session
