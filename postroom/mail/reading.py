@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 
 # The list and the message page show decoded header text, never raw encoded-words. Headers
 # in raw UTF-8 (RFC 6532, sent with SMTPUTF8) are read as UTF-8 by this policy too.
@@ -62,6 +62,28 @@ def message_parse(raw: bytes) -> EmailMessage:
     message = BytesParser(policy=_POLICY).parsebytes(raw)
     assert isinstance(message, EmailMessage)
     return message
+
+
+def header_texts(raw: bytes, names: tuple[str, ...]) -> dict[str, str]:
+    """The first value of each named header ("" when absent), as `_decoded` reads it.
+
+    For the listener's and send_mail's hot path: only the header block is parsed, without
+    the header registry (compat32), and only a value with encoded-words or raw UTF-8 goes
+    through the full decoding; about ten times cheaper than parsing with the default policy.
+    """
+    head = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(head, headersonly=True)
+    wanted = {name.lower(): name for name in names}
+    texts = dict.fromkeys(names, "")
+    for key, value in headers.raw_items():  # raw: compat32 would wrap non-ASCII in Header
+        name = wanted.pop(key.lower(), None)
+        if name is None:
+            continue
+        if "=?" in value or not value.isascii():
+            texts[name] = _decoded(name, value)
+        else:
+            texts[name] = re.sub(r"\r?\n([ \t])", r"\1", value).strip()
+    return texts
 
 
 def message_summarize(raw: bytes) -> MessageSummary:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +22,7 @@ from django.utils import timezone
 from postroom.core.errors import ValidationError
 from postroom.mail.addresses import NormalizedAddress, normalize_address
 from postroom.mail.message import BuiltMessage, OutgoingEmail, new_message_id
+from postroom.mail.reading import header_texts
 from postroom.outbox import wake
 from postroom.outbox.building import message_build
 from postroom.outbox.bulk import rows_insert
@@ -204,14 +203,14 @@ def message_prepare_raw(  # Long because: the checks of raw bytes, one after ano
     _check_raw_size(raw)
     sender = normalize_address(envelope_from) if envelope_from else None
     normalized = _envelope_recipients(recipients, cc, bcc)
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
-    subject = str(headers.get("Subject", ""))
+    headers = header_texts(raw, ("Subject", "Message-ID", "From"))
+    subject = headers["Subject"]
     identity = Identity.of_envelope(
         subject, envelope_from=sender.addr_spec if sender else "", addresses=normalized
     )
     if idempotency_key and (existing := _replay(idempotency_key, identity)):
         return existing
-    message_id = str(headers.get("Message-ID", "")).strip()
+    message_id = headers["Message-ID"]
     if message_id and (resubmitted := Message.objects.filter(message_id=message_id).first()):
         # The same Message-ID again: a system retrying a timed-out SMTP session; not twice.
         return resubmitted
@@ -225,7 +224,7 @@ def message_prepare_raw(  # Long because: the checks of raw bytes, one after ano
         raw=raw,
         needs_smtputf8=any(address.needs_smtputf8 for address, _ in normalized)
         or bool(sender and sender.needs_smtputf8),
-        from_header=str(headers.get("From", "")),
+        from_header=headers["From"],
         subject=subject,
     )
     queueing = _Queueing(
