@@ -24,7 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections, connection, transaction
 
 from postroom.core.errors import PostroomError
-from postroom.outbox.enqueue import PreparedMessage, message_prepare_raw, messages_insert
+from postroom.mail.reading import header_texts
+from postroom.outbox.enqueue import (
+    PreparedMessage,
+    message_prepare_raw,
+    messages_by_message_id,
+    messages_insert,
+)
 from postroom.outbox.models import Lane, Message, Source
 from postroom.smtpd.ingest import Received, with_received_line
 
@@ -82,6 +88,10 @@ class IngestStore:
         new: list[tuple[int, str, PreparedMessage]] = []
         seen: dict[str, int] = {}  # Message-ID -> its first place in the group
         again: dict[int, int] = {}  # a place -> the first with the same Message-ID
+        # Systems retrying a timed-out session send a Message-ID again: one query for all.
+        stored_before = messages_by_message_id(
+            [header_texts(received.data, ("Message-ID",))["Message-ID"] for received in group]
+        )
         for index, received in enumerate(group):
             queue_id = secrets.token_hex(6)
             try:
@@ -93,6 +103,7 @@ class IngestStore:
                     # Machines' mail waits behind people's: a person's email overtakes it.
                     lane=Lane.BULK,
                     source_detail=received.source_detail,
+                    stored_by_message_id=stored_before,
                 )
             except PostroomError as error:
                 replies[index] = _refused(error)
