@@ -38,6 +38,7 @@ from postroom.outbox.models import (
     Source,
 )
 from postroom.outbox.retry import retry_policy
+from postroom.outbox.selectors import messages_by_message_id
 from postroom.outbox.send_as import SenderChoice, send_as_apply
 
 
@@ -195,9 +196,8 @@ def message_prepare_raw(  # Long because: the checks of raw bytes, one after ano
     listener stores many at once with `messages_insert`); the stored Message instead when it
     is one already: its idempotency key, or its Message-ID, seen before.
 
-    `stored_by_message_id`: what `messages_by_message_id` found for a whole group's
-    Message-IDs, looked up at once by a caller storing many (a query per message cost the
-    listener half its time); None looks this message's up.
+    `stored_by_message_id`: `messages_by_message_id` of a whole group, looked up at once by a
+    caller storing many (a query each cost the listener half its time); None: looked up here.
 
     The bytes are sent as they are (no send-as policy: their From is final), except that a
     missing Message-ID is added, so that a retry after an uncertain delivery carries the same
@@ -216,9 +216,9 @@ def message_prepare_raw(  # Long because: the checks of raw bytes, one after ano
     if idempotency_key and (existing := _replay(idempotency_key, identity)):
         return existing
     message_id = headers["Message-ID"]
-    if stored_by_message_id is None and message_id:
-        stored_by_message_id = messages_by_message_id([message_id])
-    if message_id and (resubmitted := (stored_by_message_id or {}).get(message_id)):
+    if stored_by_message_id is None:
+        stored_by_message_id = messages_by_message_id([message_id] if message_id else [])
+    if message_id and (resubmitted := stored_by_message_id.get(message_id)):
         # The same Message-ID again: a system retrying a timed-out SMTP session; not twice.
         return resubmitted
     if not message_id:
@@ -245,12 +245,6 @@ def message_prepare_raw(  # Long because: the checks of raw bytes, one after ano
         source_detail=source_detail,
     )
     return PreparedMessage(stored, queueing, identity)
-
-
-def messages_by_message_id(message_ids: Sequence[str]) -> dict[str, Message]:
-    """The stored messages with these Message-IDs, by Message-ID."""
-    found = Message.objects.filter(message_id__in=set(message_ids)).order_by()
-    return {message.message_id: message for message in found}
 
 
 def _check_raw_size(raw: bytes) -> None:

@@ -367,3 +367,11 @@ def outbox_overview(*, user: Any) -> OutboxOverview:
             finished_at__gte=timezone.now() - dt.timedelta(days=7),
         ).count(),
     )
+
+
+def messages_by_message_id(message_ids: Sequence[str]) -> dict[str, Message]:
+    """The stored messages with these Message-IDs, by Message-ID."""
+    if not message_ids:
+        return {}
+    found = Message.objects.filter(message_id__in=set(message_ids)).order_by()
+    return {message.message_id: message for message in found}

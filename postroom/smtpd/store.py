@@ -25,13 +25,9 @@ from django.db import close_old_connections, connection, transaction
 
 from postroom.core.errors import PostroomError
 from postroom.mail.reading import header_texts
-from postroom.outbox.enqueue import (
-    PreparedMessage,
-    message_prepare_raw,
-    messages_by_message_id,
-    messages_insert,
-)
+from postroom.outbox.enqueue import PreparedMessage, message_prepare_raw, messages_insert
 from postroom.outbox.models import Lane, Message, Source
+from postroom.outbox.selectors import messages_by_message_id
 from postroom.smtpd.ingest import Received, with_received_line
 
 logger = logging.getLogger(__name__)
