@@ -27,6 +27,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from postroom.dkim.signing import DkimSigner, dkim_signer_load
 from postroom.mail.bulk import CompiledTemplate
 from postroom.mail.classify import PauseScope
 from postroom.mail.outcome import DeliveryOutcome, Envelope
@@ -109,6 +110,7 @@ class Worker:
         # their claimed messages go back untried. Read with the pause switch.
         self._held: frozenset[int] = frozenset()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._signer = DkimSigner()  # the DKIM keys that sign now, reread with the settings
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class Worker:
                 await self._use_route(route)
                 self._is_paused = await self._db.run(pauses.server_is_paused, server=route.server)
                 self._held = await self._db.run(holds.bulk_held_template_ids)
+                self._signer = await self._db.run(dkim_signer_load)
                 route_read_at = now
             if self._is_paused:
                 is_woken = await self._sleep(IDLE_WAKE_SECONDS)
@@ -338,7 +341,7 @@ class Worker:
         envelope = Envelope(
             sender=message.envelope_from,
             recipients=[recipient.address for recipient in message.recipients],
-            data=data,
+            data=self._signer.sign(data),  # DKIM over the exact bytes sent
             needs_smtputf8=message.needs_smtputf8,
         )
         outcome = await pool.deliver(envelope)
@@ -388,7 +391,7 @@ class Worker:
             Envelope(
                 sender=message.fallback_envelope_from,
                 recipients=[recipient.address for recipient in message.recipients],
-                data=message.fallback_raw,
+                data=self._signer.sign(message.fallback_raw),
                 needs_smtputf8=message.needs_smtputf8,
             )
         )

@@ -19,6 +19,7 @@ urlpatterns = [
     path("administration/", include("postroom.web.views.administration")),
     path("company/", include("postroom.web.views.company")),
     path("company/smtp/", include("postroom.web.views.smtp_check")),
+    path("company/dkim/", include("postroom.web.views.dkim")),
     path("", include("postroom.web.views.oauth")),
     path("", include("postroom.web.views.users")),
     path("audit/", include("postroom.web.views.audit")),

@@ -24,7 +24,11 @@ from postroom.outbox.pauses import server_pauses_lift
 from postroom.web.forms.company import CompanySmtpForm, company_smtp_initial
 
 # The Company page's tabs, (url name, label).
-COMPANY_TABS = [("company_smtp", "SMTP Server Information"), ("company_oauth", "OAuth sign-in")]
+COMPANY_TABS = [
+    ("company_smtp", "SMTP Server Information"),
+    ("company_oauth", "OAuth sign-in"),
+    ("company_dkim", "DKIM"),
+]
 
 
 def _security_in_words(company: Company) -> str:
