@@ -190,6 +190,8 @@ LOGGING = {
         # The webhook delivery log records each request; httpx's own INFO lines repeat it.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},  # Authlib's token requests (postroom.oauth)
+        # flufl.bounce logs each of its 17 detectors at INFO for every bounce it reads.
+        "flufl.bounce": {"level": "WARNING"},
     },
 }
 

@@ -70,10 +70,17 @@ def dns_server_session() -> Iterator[DnsServer]:
         yield server
 
 
-@pytest.fixture
-def dns_server(dns_server_session: DnsServer, settings: Any) -> DnsServer:
-    """A DNS server on loopback with no records, and Postroom's lookups pointed at it
-    (POSTROOM_DNS_SERVERS): each test adds the records its case needs."""
+@pytest.fixture(autouse=True)
+def _dns_on_loopback(dns_server_session: DnsServer, settings: Any) -> None:
+    """Every test's DNS lookups go to the loopback DNS server, empty at the start: no test
+    reaches the internet's DNS, even one that does not ask for `dns_server` (`postroom
+    doctor` checks the domains too)."""
     dns_server_session.clear()
     settings.POSTROOM_DNS_SERVERS = [dns_server_session.address]
+
+
+@pytest.fixture
+def dns_server(dns_server_session: DnsServer) -> DnsServer:
+    """The DNS server on loopback that Postroom's lookups go to (POSTROOM_DNS_SERVERS), with
+    no records: each test adds the records its case needs."""
     return dns_server_session

@@ -58,6 +58,11 @@ class BounceMailbox(models.Model):
     last_poll_at = models.DateTimeField(null=True, blank=True)
     last_poll_ok = models.BooleanField(default=True)
     last_poll_message = models.TextField(blank=True)
+    # The poll's lease (postroom.bounces.polling): one process polls at a time, however many
+    # workers run; a poller that died frees the mailbox when poll_lease_until passes.
+    poll_claimed_by = models.CharField(max_length=200, blank=True)
+    poll_claim_token = models.CharField(max_length=32, blank=True)
+    poll_lease_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -100,11 +105,17 @@ class BounceReport(models.Model):
 
 
 class SeenMail(models.Model):
-    """A POP3 mail already read (by its UIDL): POP3 cannot move or flag, and Postroom never
-    deletes unasked, so it remembers what it read."""
+    """A mail already read: POP3 cannot move or flag, and Postroom never deletes unasked, so
+    it remembers what it read (by its UIDL, "pop3 <uidl>"). An IMAP mail is moved once read;
+    it is remembered ("imap <uidvalidity>:<uid> <folder>") so that a move that failed is
+    retried without reading the mail twice.
+
+    A mail whose processing failed is remembered with the `error`, left where it is, and not
+    read again: the page shows it, and the administrator decides."""
 
     uidl = models.CharField(max_length=200, unique=True)
     seen_at = models.DateTimeField()
+    error = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return self.uidl

@@ -90,6 +90,13 @@ class Company(models.Model):
     # on: it tells the company who read what, so it is off until an administrator decides.
     campaign_tracking = models.BooleanField("track campaign opens and clicks", default=False)
 
+    # The bounce mailbox's address. With tag_return_path on, mail through the company relay
+    # leaves with it as the envelope sender, tagged with the message's number
+    # (postroom.mail.verp), so a bounce names its message; the relay must allow that sender.
+    # Off (or blank): the envelope sender is the message's own, as before.
+    bounce_address = models.CharField("bounce address", max_length=254, blank=True)
+    tag_return_path = models.BooleanField("tag the return path (VERP)", default=False)
+
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -15,6 +15,7 @@ from postroom.contacts.models import Contact, ImportJob, Organization, Tag
 from postroom.core.errors import NotFoundError
 from postroom.mail.classify import Classification, explain_failure
 from postroom.mail.replies import Stage
+from postroom.outbox.late_outcomes import late_reports_in_words
 from postroom.outbox.models import Recipient, RecipientStatus
 from postroom.outbox.selectors import message_can_act
 
@@ -189,12 +190,17 @@ def contact_history(*, contact: Contact, user: User) -> list[dict[str, Any]]:
     """Every message sent to the contact's address (any case), newest first, as the rows
     of web/contacts/_history.html: the recipient's own status, and a link to the message
     for those who may see it (administrators; others their own)."""
-    recipients = (
+    rows = (
         Recipient.objects.filter(address__iexact=contact.email)
         .select_related("message", "message__sender_user")
         # The message's bytes (up to the message size limit) are not needed here.
         .defer("message__raw", "message__fallback_raw", "message__bulk_data")
         .order_by("-message__created_at", "-message_id", "-id")[:HISTORY_LIMIT]
+    )
+    recipients = list(rows)
+    # Bounces and complaints that came back after the relay took the message, in words.
+    later = late_reports_in_words(
+        message_pks=[recipient.message_id for recipient in recipients], address=contact.email
     )
     history = []
     for recipient in recipients:
@@ -208,6 +214,7 @@ def contact_history(*, contact: Contact, user: User) -> list[dict[str, Any]]:
                 "status_label": recipient.get_status_display(),
                 "sender": sender,
                 "kind": recipient.get_kind_display(),
+                "later": later.get(message.pk, ""),
                 "url": (
                     reverse("outbox_message", args=[message.pk])
                     if message_can_act(user=user, message=message)

@@ -330,6 +330,9 @@ class EventKind(models.TextChoices):
     MESSAGE_SUPPRESSED = "message.suppressed", "Message not sent: the address is suppressed"
     RECIPIENT_SUPPRESSED = "recipient.suppressed", "Address added to the suppression list"
     RECIPIENT_UNSUBSCRIBED = "recipient.unsubscribed", "Recipient unsubscribed"
+    # Reports that came back after the relay accepted the message (postroom.bounces).
+    RECIPIENT_BOUNCED = "recipient.bounced", "Bounced after it was sent"
+    RECIPIENT_COMPLAINED = "recipient.complained", "Recipient reported it as spam"
 
 
 class Event(models.Model):

@@ -9,7 +9,9 @@ provider with their OAuth sign-in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -19,6 +21,7 @@ from postroom.company.smtp import company_smtp_config
 from postroom.mail.auth import XOAUTH2
 from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy, resolve_tls_policy
 from postroom.mail.pool import RateLimits
+from postroom.mail.verp import return_path_tagged
 from postroom.oauth.models import OAuthConnection
 from postroom.oauth.providers import provider_info
 from postroom.oauth.tokens import StoredAccessTokens
@@ -38,6 +41,18 @@ class DeliveryRoute:
     limits: RateLimits
     is_sandbox: bool
     mailbox: str = ""  # a user's own mailbox: its address (pauses are kept per mailbox)
+    # The tagged return path (Company.tag_return_path): the bounce address, and the key of
+    # its tags. Empty: each message leaves with its own envelope sender.
+    bounce_address: str = ""
+    return_path_key: bytes = field(default=b"", repr=False)
+
+    def envelope_sender(self, *, message_pk: int, envelope_from: str) -> str:
+        """The MAIL FROM of a message: its own, or the bounce address tagged with it."""
+        if not self.bounce_address:
+            return envelope_from
+        return return_path_tagged(
+            self.bounce_address, message_pk=message_pk, key=self.return_path_key
+        )
 
     @property
     def server(self) -> str:
@@ -46,13 +61,40 @@ class DeliveryRoute:
         return f"{self.mailbox} at {address}" if self.mailbox else address
 
 
-def capture_route() -> DeliveryRoute:
+def return_path_keys() -> list[bytes]:
+    """The keys of return path tags: from SECRET_KEY (tags are made with the first), then
+    its fallbacks, so bounces of mail sent before a key rotation still match."""
+    masters = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return [
+        hmac.new(master.encode(), b"postroom return path tags v1", hashlib.sha256).digest()
+        for master in masters
+    ]
+
+
+def _return_path(company: Company | None) -> tuple[str, bytes]:
+    """The route's bounce address and tag key: empty unless the company tags return paths."""
+    if company is None or not (company.tag_return_path and company.bounce_address):
+        return "", b""
+    return company.bounce_address, return_path_keys()[0]
+
+
+def capture_route(company: Company | None = None) -> DeliveryRoute:
+    """The sandbox capture; with `company`, its tagged return path applies (so what the
+    capture shows is what the relay would get)."""
     config = SmtpServerConfig(
         host=settings.POSTROOM_CAPTURE_HOST,
         port=settings.POSTROOM_CAPTURE_PORT,
         tls=TlsPolicy.NONE,
     )
-    return DeliveryRoute(config, CAPTURE_CONNECTIONS, RateLimits(), is_sandbox=True)
+    bounce_address, key = _return_path(company)
+    return DeliveryRoute(
+        config,
+        CAPTURE_CONNECTIONS,
+        RateLimits(),
+        is_sandbox=True,
+        bounce_address=bounce_address,
+        return_path_key=key,
+    )
 
 
 def _captures(company: Company) -> bool:
@@ -62,7 +104,8 @@ def _captures(company: Company) -> bool:
 def delivery_route() -> DeliveryRoute:
     company = company_get()
     if _captures(company):
-        return capture_route()
+        return capture_route(company)
+    bounce_address, key = _return_path(company)
     return DeliveryRoute(
         config=company_smtp_config(company),
         connections=company.smtp_max_connections,
@@ -72,6 +115,8 @@ def delivery_route() -> DeliveryRoute:
             per_day=company.smtp_rate_per_day,
         ),
         is_sandbox=False,
+        bounce_address=bounce_address,
+        return_path_key=key,
     )
 
 

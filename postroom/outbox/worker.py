@@ -339,7 +339,9 @@ class Worker:
         self, message: ClaimedMessage, data: bytes, route: DeliveryRoute, pool: ConnectionPool
     ) -> MessageResult:
         envelope = Envelope(
-            sender=message.envelope_from,
+            sender=route.envelope_sender(
+                message_pk=message.id, envelope_from=message.envelope_from
+            ),
             recipients=[recipient.address for recipient in message.recipients],
             data=self._signer.sign(data),  # DKIM over the exact bytes sent
             needs_smtputf8=message.needs_smtputf8,
@@ -389,7 +391,9 @@ class Worker:
         )
         return await self._pool.deliver(
             Envelope(
-                sender=message.fallback_envelope_from,
+                sender=route.envelope_sender(
+                    message_pk=message.id, envelope_from=message.fallback_envelope_from
+                ),
                 recipients=[recipient.address for recipient in message.recipients],
                 data=self._signer.sign(message.fallback_raw),
                 needs_smtputf8=message.needs_smtputf8,

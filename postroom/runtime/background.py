@@ -1,8 +1,9 @@
 """The background work of a Postroom process: the outbox worker and its companions.
 
 `postroom worker` runs this on its own; `postroom run` runs it in a thread beside the web server.
-The companions (the webhook dispatcher, the report scheduler, the pause alerts) are started
-here, not by the outbox, so that the outbox knows nothing of what is fed by its events; and the
+The companions (the webhook dispatcher, the report scheduler, the pause alerts, the bounce
+mailbox's poller) are started here, not by the outbox, so that the outbox knows nothing of what
+is fed by its events; and the
 job runner learns here which kinds of job there are (CSV and list imports, campaign expansion,
 report runs: JOB_KINDS), all run by the same runner.
 """
@@ -15,6 +16,7 @@ import datetime as dt
 
 from django.conf import settings
 
+from postroom.bounces.polling import run_bounce_poller
 from postroom.campaigns.expansion import CAMPAIGN_JOB_KINDS
 from postroom.company.smtp import oauth_mailboxes_in_use
 from postroom.contacts.import_runs import IMPORT_JOB_KINDS
@@ -49,13 +51,17 @@ async def run_background(options: WorkerOptions, *, stop: asyncio.Event) -> None
     reports = asyncio.create_task(
         run_report_scheduler(name=options.name, stop=companions_stop), name="reports"
     )
+    bounces = asyncio.create_task(
+        run_bounce_poller(name=options.name, stop=companions_stop), name="bounces"
+    )
     try:
         await run_worker(options, stop=stop)
     finally:
         companions_stop.set()
         # Requests in flight finish (10 s at most each) and are recorded; running jobs stop
         # at their next step and go back to the queue.
-        await asyncio.gather(webhooks, jobs, watch, reports)
+        # A bounce poll under way stops after its current mail.
+        await asyncio.gather(webhooks, jobs, watch, reports, bounces)
 
 
 async def _watch_sending(*, stop: asyncio.Event) -> None:

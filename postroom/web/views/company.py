@@ -28,6 +28,9 @@ COMPANY_TABS = [
     ("company_smtp", "SMTP Server Information"),
     ("company_oauth", "OAuth sign-in"),
     ("company_dkim", "DKIM"),
+    ("company_domains", "Domain check"),
+    ("company_bounces", "Bounce mailbox"),
+    ("company_return_path", "Return path"),
 ]
 
 
