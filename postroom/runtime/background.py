@@ -3,9 +3,8 @@
 `postroom worker` runs this on its own; `postroom run` runs it in a thread beside the web server.
 The companions (the webhook dispatcher, the report scheduler, the pause alerts, the bounce
 mailbox's poller) are started here, not by the outbox, so that the outbox knows nothing of what
-is fed by its events; and the
-job runner learns here which kinds of job there are (CSV and list imports, campaign expansion,
-report runs: JOB_KINDS), all run by the same runner.
+is fed by its events; and the job runner learns here which kinds of job there are (CSV and
+list imports, campaign expansion, report runs: JOB_KINDS), all run by the same runner.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ urlpatterns = [
     path("company/domains/", include("postroom.web.views.domains")),
     path("company/dkim/", include("postroom.web.views.dkim")),
     path("company/bounces/", include("postroom.web.views.bounces")),
-    path("company/return-path/", include("postroom.web.views.return_path")),
     path("", include("postroom.web.views.oauth")),
     path("", include("postroom.web.views.users")),
     path("audit/", include("postroom.web.views.audit")),

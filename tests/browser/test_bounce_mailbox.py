@@ -61,7 +61,7 @@ def test_an_administrator_sets_up_tests_and_reads_the_bounce_mailbox(
     expect(page.locator("#test-result")).to_contain_text("Connection works")
     expect(page.locator("#test-result")).to_contain_text("2 mails wait in the folder INBOX")
 
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("Bounce mailbox saved.")).to_be_visible()
     stored = BounceMailbox.objects.get(pk=1)
     assert stored.is_enabled and secret_decrypt(stored.password_encrypted) == password

@@ -1,5 +1,5 @@
 """The tagged return path in the browser: an administrator turns it on under Company →
-Return path (a missing address is refused next to its field), and a contact whose address
+Bounce mailbox (a missing address is refused next to its field), and a contact whose address
 bounced later shows the bounce in words in its history."""
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ SAMPLE = Path(__file__).parent.parent / "bounces" / "samples" / "postfix_unknown
 def test_an_administrator_turns_the_tagged_return_path_on(admin_page: Page) -> None:
     page = admin_page
     page.goto("/company/")
-    page.get_by_role("link", name="Return path").click()
+    page.get_by_role("link", name="Bounce mailbox").click()
     expect(page.locator("[data-return-path-status]")).to_contain_text("off")
 
     page.get_by_label("Tag the return path (VERP)").check()
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save the return path").click()
     expect(page.locator(".form-error")).to_contain_text("Some values need correcting")
     expect(page.locator(".field-error")).to_contain_text("Enter the bounce address")
     assert company_get().tag_return_path is False
 
     page.get_by_label("Bounce address").fill("bounces@example.com")
     page.get_by_label("Tag the return path (VERP)").check()
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save the return path").click()
     expect(page.get_by_text("Return path saved.")).to_be_visible()
     expect(page.locator("[data-return-path-status]")).to_contain_text("on")
     expect(page.locator("[data-return-path-example]")).to_have_text(

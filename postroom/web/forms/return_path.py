@@ -1,4 +1,4 @@
-"""The tagged return path's form (Company → Return path). The checks are the service's
+"""The tagged return path's form (Company → Bounce mailbox). The checks are the service's
 (postroom.bounces.return_path.bounce_address_clean), shown next to the field."""
 
 from __future__ import annotations

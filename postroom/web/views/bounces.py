@@ -1,5 +1,5 @@
 """Company → Bounce mailbox: its settings, "Test connection", "Check now", the last poll's
-status and the latest reports (docs/deliverability.md)."""
+status, the tagged return path and the latest reports (docs/deliverability.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from postroom.accounts.permissions import administrator_required
 from postroom.bounces.models import BounceMailbox
 from postroom.bounces.polling import mailbox_poll
+from postroom.bounces.return_path import return_path_update
 from postroom.bounces.selectors import (
     bounce_mailbox_get,
     bounce_mails_failed,
@@ -26,14 +27,32 @@ from postroom.bounces.services import (
     bounce_mailbox_update,
 )
 from postroom.company import validation
+from postroom.company.selectors import company_get
 from postroom.core.errors import PostroomError
+from postroom.mail.verp import return_path_tagged
+from postroom.outbox.routing import return_path_keys
 from postroom.web.forms.bounces import BounceMailboxForm, bounce_mailbox_initial
+from postroom.web.forms.return_path import ReturnPathForm, return_path_initial
 from postroom.web.views.company import COMPANY_TABS
+
+# The message number the return path's example shows: any message's.
+EXAMPLE_MESSAGE = 4711
 
 
 def _page(
-    request: HttpRequest, form: BounceMailboxForm, mailbox: BounceMailbox, **extra: Any
+    request: HttpRequest,
+    form: BounceMailboxForm,
+    mailbox: BounceMailbox,
+    *,
+    return_path_form: ReturnPathForm | None = None,
+    **extra: Any,
 ) -> HttpResponse:
+    company = company_get()
+    example = ""
+    if company.bounce_address:
+        example = return_path_tagged(
+            company.bounce_address, message_pk=EXAMPLE_MESSAGE, key=return_path_keys()[0]
+        )
     return render(
         request,
         "web/company/bounces.html",
@@ -46,6 +65,10 @@ def _page(
             "ca_description": validation.ca_certificate_describe(mailbox.ca_certificate),
             "reports": bounce_reports_latest(),
             "failed": bounce_mails_failed(),
+            "company": company,
+            "return_path_form": return_path_form
+            or ReturnPathForm(initial=return_path_initial(company)),
+            "return_path_example": example,
             **extra,
         },
     )
@@ -105,7 +128,26 @@ def company_bounces_check(request: HttpRequest) -> HttpResponse:
     return redirect("company_bounces")
 
 
+@require_POST
+@administrator_required
+def company_return_path(request: HttpRequest) -> HttpResponse:
+    """Save the bounce address and the tagged return path switch."""
+    form = ReturnPathForm(request.POST)
+    if form.is_valid():
+        try:
+            return_path_update(actor=request.user, **form.cleaned_data)
+        except PostroomError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+        else:
+            messages.success(request, "Return path saved.")
+            return redirect(reverse("company_bounces") + "#return-path")
+    mailbox = bounce_mailbox_get()
+    settings_form = BounceMailboxForm(initial=bounce_mailbox_initial(mailbox))
+    return _page(request, settings_form, mailbox, return_path_form=form)
+
+
 urlpatterns = [
     path("", company_bounces, name="company_bounces"),
     path("check/", company_bounces_check, name="company_bounces_check"),
+    path("return-path/", company_return_path, name="company_return_path"),
 ]

@@ -30,7 +30,6 @@ COMPANY_TABS = [
     ("company_dkim", "DKIM"),
     ("company_domains", "Domain check"),
     ("company_bounces", "Bounce mailbox"),
-    ("company_return_path", "Return path"),
 ]
 
 
