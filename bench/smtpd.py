@@ -125,11 +125,11 @@ async def tls_auth_clients(port: int, password: str, messages: int) -> tuple[flo
     return time.perf_counter() - started, accepted
 
 
-def listener(data_dir: Path, port: int, plain_port: int) -> subprocess.Popen[bytes]:
+def listener(data_dir: Path, port: int, plain_port: int, processes: int) -> subprocess.Popen[bytes]:
     log = (data_dir / "smtpd.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "postroom", "smtpd", "--port", str(port),
-         "--plain-port", str(plain_port)],
+         "--plain-port", str(plain_port), "--processes", str(processes)],
         stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_DIR,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -138,6 +138,12 @@ def listener(data_dir: Path, port: int, plain_port: int) -> subprocess.Popen[byt
             raise RuntimeError((data_dir / "smtpd.log").read_text())
         time.sleep(0.1)
     return process
+
+
+def listener_cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """The listener's CPU seconds, with the processes `--processes` started beside it."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return sum(proc_cpu_seconds(pid) for pid in [process.pid, *map(int, children)])
 
 
 class PersonProbe(threading.Thread):
@@ -213,31 +219,35 @@ def with_worker(sink: SmtpSink, port: int, password: str, messages: int) -> dict
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="postroom smtpd --processes (default 1)"
+    )
     args = parser.parse_args(argv)
     n = args.messages - args.messages % SESSIONS
     data_dir = Path(tempfile.mkdtemp(prefix="postroom-bench-smtpd-"))
     print(describe_machine())
+    print(f"Listener: postroom smtpd --processes {args.processes}")
     with _database(False, data_dir):
         password = prepare()
         port, plain_port = free_port(), free_port()
-        process = listener(data_dir, port, plain_port)
+        process = listener(data_dir, port, plain_port, args.processes)
         rows: list[tuple[str, float, int, float]] = []
         try:
             with SmtpSink() as sink:
                 cpu = sink.cpu_seconds()
                 seconds = smtp_source(sink.port, n)
                 rows.append(("smtp-source -> smtp-sink", seconds, n, sink.cpu_seconds() - cpu))
-                before, cpu = message_count(), proc_cpu_seconds(process.pid)
+                before, cpu = message_count(), listener_cpu_seconds(process)
                 seconds = smtp_source(plain_port, n)
                 stored = message_count() - before
                 rows.append(("smtp-source -> listener (plain)", seconds, stored,
-                             proc_cpu_seconds(process.pid) - cpu))  # fmt: skip
-                before, cpu = message_count(), proc_cpu_seconds(process.pid)
+                             listener_cpu_seconds(process) - cpu))  # fmt: skip
+                before, cpu = message_count(), listener_cpu_seconds(process)
                 seconds, accepted = asyncio.run(tls_auth_clients(port, password, n))
                 stored = message_count() - before
                 assert stored == accepted, f"{accepted} answered 250, {stored} stored"
                 rows.append(("aiosmtplib -> listener (STARTTLS+AUTH)", seconds, stored,
-                             proc_cpu_seconds(process.pid) - cpu))  # fmt: skip
+                             listener_cpu_seconds(process) - cpu))  # fmt: skip
                 busy = with_worker(sink, port, password, n)
         finally:
             process.terminate()

@@ -235,6 +235,8 @@ POSTROOM_SMTPD_HOST = env.env_str("SMTPD_HOST", "127.0.0.1")
 POSTROOM_SMTPD_PORT = env.env_int("SMTPD_PORT", 2587)  # STARTTLS required; 0: off
 POSTROOM_SMTPD_TLS_PORT = env.env_int("SMTPD_TLS_PORT", 0)  # implicit TLS; 0: off
 POSTROOM_SMTPD_PLAIN_PORT = env.env_int("SMTPD_PLAIN_PORT", 0)  # listed networks only; 0: off
+# `postroom smtpd`'s processes on the same ports (SO_REUSEPORT): one per core helps.
+POSTROOM_SMTPD_PROCESSES = env.env_int("SMTPD_PROCESSES", 1)
 POSTROOM_SMTPD_CERT = env.env_str("SMTPD_CERT", "")  # empty: a self-signed one
 POSTROOM_SMTPD_KEY = env.env_str("SMTPD_KEY", "")
 POSTROOM_SMTPD_MAX_QUEUED = env.env_int("SMTPD_MAX_QUEUED", 1_000_000)

@@ -189,7 +189,8 @@ def _ip(session: Session) -> str:
 class SmtpListener:
     """The listener on its own event loop in a thread: start(), stop(). A port 0 picks a free
     one; `ports` says which were taken (by mode: starttls, implicit_tls, plain). `tls_port`
-    and `plain_port` None: no such port."""
+    and `plain_port` None: no such port. With `reuse_port`, several processes listen on the
+    same ports (SO_REUSEPORT) and the kernel spreads the connections among them."""
 
     def __init__(
         self,
@@ -198,8 +199,10 @@ class SmtpListener:
         *,
         tls_port: int | None = None,
         plain_port: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.host = host
+        self._reuse_port = reuse_port
         wanted = {STARTTLS: port, IMPLICIT_TLS: tls_port, PLAIN: plain_port}
         self._wanted = [(p, mode) for mode, p in wanted.items() if p is not None]
         self.ports: dict[str, int] = {}
@@ -253,6 +256,7 @@ class SmtpListener:
                 host=self.host,
                 port=port,
                 ssl=context if mode == IMPLICIT_TLS else None,
+                reuse_port=self._reuse_port,
             )
             self._servers.append(server)
             self.ports[mode] = server.sockets[0].getsockname()[1]

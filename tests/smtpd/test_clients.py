@@ -4,9 +4,11 @@ smtp-source on the plain-text port from a listed network, and back-pressure."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -145,3 +147,68 @@ def test_back_pressure_defers_new_mail_with_the_reason(
         with submission(listener.ports["starttls"], login=("erp", password)) as client:
             code, reply = client.mail("invoices@acme.example")
     assert code == 452 and said.removeprefix(b"452 ") in reply
+
+
+def test_several_listener_processes_share_the_port_and_stop_together(
+    transactional_db: None,
+) -> None:
+    with socket.socket() as probe:  # a free port: several processes must share a fixed one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "smtpd", "--port", str(port), "--processes", "3"],
+        env=worker_process_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert "(3 processes)" in process.stdout.readline()
+        children = _children(process.pid)
+        assert len(children) == 2
+        wait_until(
+            lambda: all(_listens(port, child) for child in children),
+            timeout=30,  # each starts Django: seconds on a loaded machine
+            what="the other two processes to listen on the same port",
+        )
+        _, password = credential_create(
+            actor=None,
+            username="erp",
+            values=CredentialSettings(name="ERP", allowed_senders=("@acme.example",)),
+        )
+        wait_until(
+            lambda: all(_logs_in(port, password) for _ in range(12)),
+            timeout=30,
+            what="every listener process to know the credential",
+        )
+        for index in range(12):  # new connections, spread by the kernel
+            client = submission(port, login=("erp", password))
+            mail = message().replace(b"inv-0042@", f"inv-{index}@".encode())
+            client.sendmail("invoices@acme.example", ["customer@example.org"], mail)
+            client.quit()
+        assert Message.objects.count() == 12
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    assert all(not _alive(child) for child in children)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def _listens(port: int, pid: int) -> bool:
+    """Whether `pid` listens on `port` (SO_REUSEPORT: each process has its own socket)."""
+    done = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True
+    )
+    return f"pid={pid}," in done.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
