@@ -2,9 +2,9 @@
 
 The worker (postroom.runtime.background) runs `run_bounce_poller`, which polls every
 `poll_minutes` while the mailbox is enabled; the page's "Check now" calls `mailbox_poll` at
-once. Either way the poll first takes the mailbox's lease with one conditional UPDATE (the
-claim of postroom.queue.lease, on one row): however many workers run, one process polls at a
-time, and a poller killed mid-way frees the mailbox when its lease ends.
+once. Either way the poll first takes the mailbox's row under a lease (postroom.queue.lease's
+claim): however many workers run, one process polls at a time, and a poller killed mid-way
+frees the mailbox when its lease ends.
 
 Each mail is processed (postroom.bounces.processing) and remembered as read (SeenMail) in one
 transaction, then put aside (moved to the processed folder over IMAP; over POP3 the memory is
@@ -33,7 +33,7 @@ from postroom.bounces.selectors import bounce_mailbox_get
 from postroom.bounces.services import mailbox_settings
 from postroom.core.errors import PostroomError
 from postroom.queue.dbthread import DatabaseThread
-from postroom.queue.lease import claim_token_new
+from postroom.queue.lease import claim_token_new, lease_claim
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +111,18 @@ def mailbox_poll(
     now = now or timezone.now()
     bounce_mailbox_get()  # the row exists before it is claimed
     token = claim_token_new()
-    claimed = BounceMailbox.objects.filter(
-        Q(pk=1) & (Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now))
-    ).update(poll_claim_token=token, poll_claimed_by=runner[:200], poll_lease_until=now + LEASE)
+    free = Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now)
+    with transaction.atomic():
+        claimed = lease_claim(
+            BounceMailbox.objects.filter(Q(pk=1) & free),
+            limit=1,
+            recheck=free,
+            claim={
+                "poll_claim_token": token,
+                "poll_claimed_by": runner[:200],
+                "poll_lease_until": now + LEASE,
+            },
+        )
     if not claimed:
         return PollResult(is_ok=True, is_busy=True)
     try:

@@ -19,16 +19,19 @@ from postroom.core.errors import SecretKeyError
 _HKDF_INFO = b"postroom stored-secrets v1"
 
 
-def _fernet_for(master_secret: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-        master_secret.encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(key))
+def secret_keys_derive(info: bytes) -> list[bytes]:
+    """32-byte keys for one purpose (`info`), derived from the master secret and then its
+    fallbacks: new values use the first, old ones still verify or decrypt with the others."""
+    masters = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return [
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master.encode())
+        for master in masters
+    ]
 
 
 def _multi_fernet() -> MultiFernet:
-    masters = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-    return MultiFernet([_fernet_for(master) for master in masters])
+    keys = secret_keys_derive(_HKDF_INFO)
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(key)) for key in keys])
 
 
 def secret_encrypt(plaintext: str) -> str:

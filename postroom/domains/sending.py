@@ -6,13 +6,13 @@ before any lookup, so the lookups can run in threads without touching it.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
 
 from postroom.company.presets import preset_for_settings
 from postroom.company.selectors import company_get
 from postroom.dkim.models import Algorithm, KeyState
 from postroom.dkim.selectors import dkim_keys_by_domain
+from postroom.mail.session import local_host_name
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,7 @@ def sending_setup() -> SendingSetup:
     return SendingSetup(
         relay_host=host,
         provider=provider_for_host(host),
-        # The same fallback as postroom.mail.session: the machine's fully qualified name.
-        helo_name=(helo or socket.getfqdn()).lower().rstrip("."),
+        helo_name=(helo or local_host_name()).lower().rstrip("."),
         is_helo_configured=bool(helo),
         bounce_domain=bounce.rpartition("@")[2].lower().rstrip(".") if bounce else "",
         keys=keys,

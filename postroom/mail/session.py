@@ -107,7 +107,8 @@ class SmtpSessionError(PostroomError):
 
 
 @functools.cache
-def _local_fqdn() -> str:
+def local_host_name() -> str:
+    """The name Postroom greets with when no HELO name is set: the machine's FQDN."""
     return socket.getfqdn()
 
 
@@ -256,7 +257,7 @@ class SmtpSession:
             raise SmtpSessionError(Stage.GREETING, self._verdict(Stage.GREETING, reply), reply)
 
     async def _hello(self) -> None:
-        host_name = self.config.helo_name or await asyncio.to_thread(_local_fqdn)
+        host_name = self.config.helo_name or await asyncio.to_thread(local_host_name)
         name = host_name if _HOSTNAME.match(host_name) else self._address_literal()
         self.greeted_as = name
         response = await self._exchange_raw(Stage.EHLO, f"EHLO {name}\r\n".encode("ascii"))

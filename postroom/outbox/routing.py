@@ -9,8 +9,6 @@ provider with their OAuth sign-in.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -18,6 +16,7 @@ from django.conf import settings
 from postroom.company.models import Company, TlsMode
 from postroom.company.selectors import company_get
 from postroom.company.smtp import company_smtp_config
+from postroom.core.secrets import secret_keys_derive
 from postroom.mail.auth import XOAUTH2
 from postroom.mail.config import SmtpServerConfig, Timeouts, TlsPolicy, resolve_tls_policy
 from postroom.mail.pool import RateLimits
@@ -64,11 +63,7 @@ class DeliveryRoute:
 def return_path_keys() -> list[bytes]:
     """The keys of return path tags: from SECRET_KEY (tags are made with the first), then
     its fallbacks, so bounces of mail sent before a key rotation still match."""
-    masters = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-    return [
-        hmac.new(master.encode(), b"postroom return path tags v1", hashlib.sha256).digest()
-        for master in masters
-    ]
+    return secret_keys_derive(b"postroom return path tags v1")
 
 
 def _return_path(company: Company | None) -> tuple[str, bytes]:
