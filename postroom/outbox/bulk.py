@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -220,34 +221,70 @@ def rows_insert(
     `sample`, and the rows go as one multi-row INSERT (…RETURNING, for the ids) or one
     executemany. Every value is a bound parameter; the names are the model's own.
     """
-    model = type(sample)
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    shared = [
-        field.get_db_prep_save(field.pre_save(sample, add=True), connection) for field in fields
-    ]
-    by_name = {field.attname: index for index, field in enumerate(fields)}
-    places = [(by_name[name], fields[by_name[name]]) for name in varying]
+    shape = _insert_shape(type(sample), tuple(varying), returning)
+    shared: list[Any] = [None] * shape.width
+    for index, field in shape.shared:
+        shared[index] = field.get_db_prep_save(field.pre_save(sample, add=True), connection)
     values = []
     for row in rows:
         prepared = list(shared)
-        for (index, field), value in zip(places, row, strict=True):
+        for (index, field), value in zip(shape.varying, row, strict=True):
             prepared[index] = field.get_db_prep_save(value, connection)
         values.append(prepared)
+    with connection.cursor() as cursor:
+        if not returning:
+            cursor.executemany(shape.sql(1), values)
+            return {}
+        cursor.execute(shape.sql(len(values)), [value for row in values for value in row])
+        return dict(cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class _InsertShape:
+    """What `rows_insert` needs of a model and its varying fields, worked out once per shape:
+    which fields come from the sample (the varying ones are overwritten by every row, so
+    they are not prepared) and the statement. For a message sent alone, preparing all of
+    them and building the statement each time was a third of storing it."""
+
+    width: int
+    shared: list[tuple[int, Any]]  # (column index, field) prepared from the sample
+    varying: list[tuple[int, Any]]  # (column index, field) of each row's values, in order
+    prefix: str  # INSERT INTO table (columns) VALUES
+    one: str  # (%s, %s, ...)
+    returning: str
+
+    def sql(self, rows: int) -> str:
+        return self.prefix + ", ".join([self.one] * rows) + self.returning
+
+
+_shapes: dict[tuple[Any, ...], _InsertShape] = {}
+
+
+def _insert_shape(model: Any, varying: tuple[str, ...], returning: str) -> _InsertShape:
+    # The vendor is part of the key: the quoting of the names is the database's.
+    key = (model, varying, returning, connection.vendor)
+    if (shape := _shapes.get(key)) is None:
+        shape = _shapes[key] = _insert_shape_new(model, varying, returning)
+    return shape
+
+
+def _insert_shape_new(model: Any, varying: tuple[str, ...], returning: str) -> _InsertShape:
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    by_name = {field.attname: index for index, field in enumerate(fields)}
+    places = [(by_name[name], fields[by_name[name]]) for name in varying]
+    overwritten = {index for index, _ in places}
     ops = connection.ops
     table = ops.quote_name(model._meta.db_table)
     columns = ", ".join(ops.quote_name(field.column) for field in fields)
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    with connection.cursor() as cursor:
-        if not returning:
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES {one}", values)  # noqa: S608 - the model's own names
-            return {}
-        key = ops.quote_name(model._meta.get_field(returning).column)
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(values))} "  # noqa: S608
-            f"RETURNING {key}, {ops.quote_name(model._meta.pk.column)}",
-            [value for row in values for value in row],
-        )
-        return dict(cursor.fetchall())
+    key = ops.quote_name(model._meta.get_field(returning).column) if returning else ""
+    return _InsertShape(
+        width=len(fields),
+        shared=[(i, field) for i, field in enumerate(fields) if i not in overwritten],
+        varying=places,
+        prefix=f"INSERT INTO {table} ({columns}) VALUES ",  # noqa: S608 - the model's own names
+        one="(" + ", ".join(["%s"] * len(fields)) + ")",
+        returning=f" RETURNING {key}, {ops.quote_name(model._meta.pk.column)}" if key else "",
+    )
 
 
 def message_bytes(message: Message) -> bytes:

@@ -11,7 +11,7 @@ rather than reading the stored rows back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,7 +174,24 @@ def message_enqueue_raw(
     )
     if isinstance(prepared, Message):
         return prepared
+    if resubmitted := message_resubmitted([prepared]).get(0):
+        return resubmitted
     return _insert(prepared.stored, prepared.queueing, prepared.identity)
+
+
+def message_resubmitted(prepared: Sequence[PreparedMessage]) -> dict[int, Message]:
+    """By index in `prepared`: the stored message with the same Message-ID, sent before.
+
+    A system retrying a timed-out SMTP session sends the same message again; it is stored
+    once. One query for all of `prepared` (a query each cost the listener half its time);
+    the listener asks it in the transaction that stores its group, so that no other writer
+    stores one of these Message-IDs in between."""
+    found = messages_by_message_id([item.stored.message_id for item in prepared])
+    return {
+        index: found[item.stored.message_id]
+        for index, item in enumerate(prepared)
+        if item.stored.message_id in found
+    }
 
 
 def message_prepare_raw(  # Long because: the checks of raw bytes, one after another
@@ -190,14 +207,11 @@ def message_prepare_raw(  # Long because: the checks of raw bytes, one after ano
     idempotency_key: str | None = None,
     not_before_at: dt.datetime | None = None,
     source_detail: str = "",
-    stored_by_message_id: Mapping[str, Message] | None = None,
 ) -> PreparedMessage | Message:
     """Check a message that is already RFC 5322 bytes and make it ready to store (the SMTP
-    listener stores many at once with `messages_insert`); the stored Message instead when it
-    is one already: its idempotency key, or its Message-ID, seen before.
-
-    `stored_by_message_id`: `messages_by_message_id` of a whole group, looked up at once by a
-    caller storing many (a query each cost the listener half its time); None: looked up here.
+    listener stores many at once with `messages_insert`); the stored Message instead when its
+    idempotency key was used before. Whether its Message-ID was stored before is the
+    storing's question (`message_resubmitted`).
 
     The bytes are sent as they are (no send-as policy: their From is final), except that a
     missing Message-ID is added, so that a retry after an uncertain delivery carries the same
@@ -216,11 +230,6 @@ def message_prepare_raw(  # Long because: the checks of raw bytes, one after ano
     if idempotency_key and (existing := _replay(idempotency_key, identity)):
         return existing
     message_id = headers["Message-ID"]
-    if stored_by_message_id is None:
-        stored_by_message_id = messages_by_message_id([message_id] if message_id else [])
-    if message_id and (resubmitted := stored_by_message_id.get(message_id)):
-        # The same Message-ID again: a system retrying a timed-out SMTP session; not twice.
-        return resubmitted
     if not message_id:
         message_id = new_message_id(sender.ascii_domain if sender else "postroom.invalid")
         raw = f"Message-ID: {message_id}\r\n".encode() + raw

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from postroom.accounts.models import Role, User
@@ -130,8 +130,14 @@ def server_pause_get(*, server: str) -> ServerPause | None:
 
 
 def server_is_any_paused() -> bool:
-    """Whether any sending is paused: then every queued message is held (one route sends)."""
-    return ServerPause.objects.exists()
+    """Whether any sending is paused: then every queued message is held (one route sends).
+
+    Written out: every API send asks it for its answer, and the ORM's exists() spent more
+    building the query than the database spent running it."""
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(ServerPause._meta.db_table)
+        cursor.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608 - the model's own name
+        return cursor.fetchone() is not None
 
 
 def server_is_paused(*, server: str) -> bool:

@@ -9,8 +9,10 @@ transaction holding its message committed.
 
 On SQLite the transaction holds the one write lock, and a writer that takes it again the
 moment it let go starves the others (SQLite's busy handler only retries after a sleep): the
-worker recording deliveries, a person's email being queued. So after each commit the store
-waits half as long as it held the lock, leaving a third of the time to the others.
+worker recording deliveries, a person's email being queued. So the messages are checked and
+built before the transaction, which then only looks up their Message-IDs and inserts them,
+and after each commit the store waits half as long as it held the lock, leaving a third of
+the time to the others.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections, connection, transaction
 
 from postroom.core.errors import PostroomError
-from postroom.mail.reading import header_texts
-from postroom.outbox.enqueue import PreparedMessage, message_prepare_raw, messages_insert
+from postroom.outbox.enqueue import (
+    PreparedMessage,
+    message_prepare_raw,
+    message_resubmitted,
+    messages_insert,
+)
 from postroom.outbox.models import Lane, Message, Source
-from postroom.outbox.selectors import messages_by_message_id
 from postroom.smtpd.ingest import Received, with_received_line
 
 logger = logging.getLogger(__name__)
@@ -68,30 +73,30 @@ class IngestStore:
 
     def _store(self, group: list[Received]) -> list[str]:
         close_old_connections()
-        started = time.monotonic()
         try:
+            replies, prepared = self._prepared(group)
+            started = time.monotonic()
             with transaction.atomic():
-                replies = self._store_group(group)
+                self._insert(prepared, replies)
+            held = time.monotonic() - started
         finally:
             close_old_connections()
         if connection.vendor == "sqlite":
-            time.sleep((time.monotonic() - started) * SQLITE_YIELD)
+            time.sleep(held * SQLITE_YIELD)
         return replies
 
-    def _store_group(self, group: list[Received]) -> list[str]:
-        """The reply for each of `group`, its new messages inserted together."""
+    def _prepared(
+        self, group: list[Received]
+    ) -> tuple[list[str], list[tuple[int, str, PreparedMessage]]]:
+        """Each of `group` checked and made ready to store, before the write lock is taken:
+        the replies so far (a refusal, or "" for a message to store), and the messages to
+        store with their places in `group` and their queue ids."""
         replies: list[str] = [""] * len(group)
-        new: list[tuple[int, str, PreparedMessage]] = []
-        seen: dict[str, int] = {}  # Message-ID -> its first place in the group
-        again: dict[int, int] = {}  # a place -> the first with the same Message-ID
-        # Systems retrying a timed-out session send a Message-ID again: one query for all.
-        stored_before = messages_by_message_id(
-            [header_texts(received.data, ("Message-ID",))["Message-ID"] for received in group]
-        )
+        prepared: list[tuple[int, str, PreparedMessage]] = []
         for index, received in enumerate(group):
             queue_id = secrets.token_hex(6)
             try:
-                prepared = message_prepare_raw(
+                item = message_prepare_raw(
                     envelope_from=received.envelope_from,
                     recipients=received.recipients,
                     raw=with_received_line(received, queue_id=queue_id, hostname=self._hostname),
@@ -99,25 +104,36 @@ class IngestStore:
                     # Machines' mail waits behind people's: a person's email overtakes it.
                     lane=Lane.BULK,
                     source_detail=received.source_detail,
-                    stored_by_message_id=stored_before,
                 )
             except PostroomError as error:
                 replies[index] = _refused(error)
                 continue
-            if isinstance(prepared, Message):  # sent before: the same Message-ID again
-                replies[index] = _queued(queue_id, prepared)
-            elif (first := seen.get(prepared.stored.message_id)) is not None:
-                again[index] = first  # sent twice at once: stored once, the same answer
+            assert isinstance(item, PreparedMessage)  # no idempotency keys here
+            prepared.append((index, queue_id, item))
+        return replies, prepared
+
+    def _insert(self, prepared: list[tuple[int, str, PreparedMessage]], replies: list[str]) -> None:
+        """Store `prepared` and fill in their replies. A Message-ID stored before (a system
+        retrying a timed-out session) or twice in the group is stored once, and answered
+        as the first."""
+        resubmitted = message_resubmitted([item for _, _, item in prepared])
+        new: list[tuple[int, str, PreparedMessage]] = []
+        first_with: dict[str, int] = {}  # Message-ID -> its first place in the group
+        again: dict[int, int] = {}  # a place -> the first with the same Message-ID
+        for position, (index, queue_id, item) in enumerate(prepared):
+            if (message := resubmitted.get(position)) is not None:
+                replies[index] = _queued(queue_id, message)
+            elif (first := first_with.get(item.stored.message_id)) is not None:
+                again[index] = first
             else:
-                seen[prepared.stored.message_id] = index
-                new.append((index, queue_id, prepared))
-        stored = messages_insert([prepared for _, _, prepared in new])
-        for (index, queue_id, _), message in zip(new, stored, strict=True):
-            assert isinstance(message, Message)  # no idempotency keys here
-            replies[index] = _queued(queue_id, message)
+                first_with[item.stored.message_id] = index
+                new.append((index, queue_id, item))
+        stored = messages_insert([item for _, _, item in new])
+        for (index, queue_id, _), outcome in zip(new, stored, strict=True):
+            assert isinstance(outcome, Message)  # no idempotency keys here
+            replies[index] = _queued(queue_id, outcome)
         for index, first in again.items():
             replies[index] = replies[first]
-        return replies
 
 
 def _queued(queue_id: str, message: Message) -> str:
