@@ -180,18 +180,12 @@ def message_enqueue_raw(
 
 
 def message_resubmitted(prepared: Sequence[PreparedMessage]) -> dict[int, Message]:
-    """By index in `prepared`: the stored message with the same Message-ID, sent before.
-
-    A system retrying a timed-out SMTP session sends the same message again; it is stored
-    once. One query for all of `prepared` (a query each cost the listener half its time);
-    the listener asks it in the transaction that stores its group, so that no other writer
-    stores one of these Message-IDs in between."""
-    found = messages_by_message_id([item.stored.message_id for item in prepared])
-    return {
-        index: found[item.stored.message_id]
-        for index, item in enumerate(prepared)
-        if item.stored.message_id in found
-    }
+    """By index in `prepared`, the message stored before with the same Message-ID (a system
+    retrying a timed-out SMTP session): one query for all (one each cost the listener half
+    its time), asked in the transaction that stores them, so no writer comes between."""
+    ids = [item.stored.message_id for item in prepared]
+    found = messages_by_message_id(ids)
+    return {index: found[key] for index, key in enumerate(ids) if key in found}
 
 
 def message_prepare_raw(  # Long because: the checks of raw bytes, one after another
