@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from postroom.core.errors import ConfigurationError, ValidationError
+from postroom.core.event_loops import event_loop_new
 from postroom.mail.addresses import normalize_address
 from postroom.outbox.models import ACTIVE_MESSAGE_STATUSES, Message
 from postroom.smtpd import services
@@ -206,7 +207,7 @@ class SmtpListener:
         wanted = {STARTTLS: port, IMPLICIT_TLS: tls_port, PLAIN: plain_port}
         self._wanted = [(p, mode) for mode, p in wanted.items() if p is not None]
         self.ports: dict[str, int] = {}
-        self._loop = asyncio.new_event_loop()
+        self._loop = event_loop_new()
         self._thread: threading.Thread | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-smtpd")
         self._servers: list[asyncio.Server] = []

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from postroom.accounts.services import user_ensure_first_admin
 from postroom.company.services import company_verify_secrets
 from postroom.core.errors import ConfigurationError, SecretKeyError
+from postroom.core.event_loops import event_loop_new
 from postroom.inbox.server import CaptureServer
 from postroom.outbox.worker import WorkerOptions, default_worker_name
 from postroom.runtime.background import run_background
@@ -162,7 +163,8 @@ class _WorkerThread(threading.Thread):
             )
             await run_background(options, stop=self._stop_event)
 
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=event_loop_new) as runner:
+            runner.run(main())
 
     def stop(self) -> None:
         self._ready.wait(timeout=5)

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from postroom.company.services import company_verify_secrets
 from postroom.core.errors import SecretKeyError
+from postroom.core.event_loops import event_loop_new
 from postroom.outbox.worker import WorkerOptions, default_worker_name
 from postroom.runtime.background import run_background
 
@@ -49,14 +50,6 @@ class Command(BaseCommand):
             await run_background(worker_options, stop=stop)
 
         self.stdout.write(f"Worker {name} started.")
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=event_loop_new) as runner:
             runner.run(main())
         self.stdout.write(f"Worker {name} stopped.")
-
-
-def _loop_factory() -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
