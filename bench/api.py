@@ -34,7 +34,6 @@ import datetime as dt
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from bench.campaign import percentile
 from bench.measure import ContenderError, proc_cpu_seconds, run_measured
 from bench.outbox import describe_machine, load_average
 from bench.postroom_run import PROJECT_DIR, BenchError, _database
+from bench.sink import free_port
 
 # The issue's targets (issue 13, "Targets"): single sends over HTTP with 8 clients on SQLite,
 # and the batch endpoint.
@@ -91,13 +91,6 @@ class Phase:
 
 
 # --- the database and the server -----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def prepare_database() -> str:
