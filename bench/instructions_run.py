@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import corpus
+from bench.http_load import message
 from bench.sink import free_port
 
 BATCH_SIZE = 100  # messages a batch request (its counts are per message)
@@ -66,15 +66,6 @@ def run(workload: str, prepared: Path, count: int) -> None:
         shutil.rmtree(data_dir.parent)
 
 
-def _message(index: int) -> dict[str, Any]:
-    return {
-        "from": corpus.SENDER,
-        "to": [f"customer{index}@example.org"],
-        "subject": f"Invoice {index}",
-        "text": "Dear customer,\n" + "Your invoice is attached.\n" * 60,
-    }
-
-
 def _api(workload: str, key: str, count: int) -> None:
     from django.test import Client
 
@@ -84,11 +75,11 @@ def _api(workload: str, key: str, count: int) -> None:
             response = client.get("/api/v1/no-such-path")
             expected = {404}
         elif workload == "api-single":
-            body = json.dumps(_message(index))
+            body = json.dumps(message(index))
             response = client.post("/api/v1/messages", body, content_type="application/json")
             expected = {202}
         else:
-            items = [_message(index * BATCH_SIZE + n) for n in range(BATCH_SIZE)]
+            items = [message(index * BATCH_SIZE + n) for n in range(BATCH_SIZE)]
             body = json.dumps({"messages": items})
             response = client.post("/api/v1/messages/batch", body, content_type="application/json")
             expected = {200, 202}
