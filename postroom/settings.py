@@ -108,6 +108,8 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Django's backend with a write turn the processes take in line (postroom/core/sqlite).
+    DATABASES["default"]["ENGINE"] = "postroom.core.sqlite"
     # WAL lets the web server read while the worker writes; synchronous=FULL makes a commit
     # durable before Postroom says a message is accepted.
     DATABASES["default"]["OPTIONS"] = {

@@ -7,12 +7,10 @@ each is checked and built apart (a bad one is refused alone), then all are writt
 INSERT per table (`messages_insert`), and every session gets its `250` only once the
 transaction holding its message committed.
 
-On SQLite the transaction holds the one write lock, and a writer that takes it again the
-moment it let go starves the others (SQLite's busy handler only retries after a sleep): the
-worker recording deliveries, a person's email being queued. So the messages are checked and
-built before the transaction, which then only looks up their Message-IDs and inserts them,
-and after each commit the store waits half as long as it held the lock, leaving a third of
-the time to the others.
+On SQLite the transaction holds the one write lock, which the other writers (the worker
+recording deliveries, a person's email being queued) wait for in line with the store
+(postroom/core/sqlite): so the messages are checked and built before the transaction, which
+then only looks up their Message-IDs and inserts them, and holds the lock as briefly as it can.
 """
 
 from __future__ import annotations
@@ -20,10 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, transaction
 
 from postroom.core.errors import PostroomError
 from postroom.outbox.enqueue import (
@@ -38,8 +35,6 @@ from postroom.smtpd.ingest import Received, with_received_line
 logger = logging.getLogger(__name__)
 
 GROUP_LIMIT = 100
-# The share of the time the store leaves the SQLite write lock to others (see above).
-SQLITE_YIELD = 0.5
 
 
 class IngestStore:
@@ -75,14 +70,10 @@ class IngestStore:
         close_old_connections()
         try:
             replies, prepared = self._prepared(group)
-            started = time.monotonic()
             with transaction.atomic():
                 self._insert(prepared, replies)
-            held = time.monotonic() - started
         finally:
             close_old_connections()
-        if connection.vendor == "sqlite":
-            time.sleep(held * SQLITE_YIELD)
         return replies
 
     def _prepared(
