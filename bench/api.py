@@ -15,16 +15,16 @@ point). Then `postroom run` serves it, as a user starts it, and the clients of b
   single      POST /api/v1/messages, bench.corpus's 2 KB invoice notice, one recipient each
   batch       POST /api/v1/messages/batch, 500 such messages each
 
-with `postroom run` as installed, its worker delivering each message to the Sandbox capture
-in the same process while the single sends come in; then with `postroom run --no-worker`
-(the web alone, as a web process runs in production): the targets are read there. Each
-phase starts after a warm-up (code loaded, connections open). A message counts as accepted
-when its answer says so (202, or a batch item's 202), which Postroom gives only after the
-commit; the benchmark then checks the database holds exactly that many new messages.
+with `postroom run` as installed, its worker (a child process) delivering each message to the
+Sandbox capture (in the web's process) while the single sends come in; then with `postroom
+run --no-worker` (the web alone, as a web process runs in production): the targets are read
+there. Each phase starts after a warm-up (code loaded, connections open). A message counts
+as accepted when its answer says so (202, or a batch item's 202), which Postroom gives only
+after the commit; the benchmark then checks the database holds exactly that many new messages.
 
-It prints each line's rate, latency (p50, p99), the server's and the clients' CPU per
-message, and the targets as met or NOT MET. A benchmark, not a test: it exits 0 whatever the
-figures, 1 if something broke.
+It prints each line's rate, latency (p50, p99), the server's (its worker's included) and the
+clients' CPU per message, and the targets as met or NOT MET. A benchmark, not a test: it
+exits 0 whatever the figures, 1 if something broke.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pathlib import Path
 
 from bench import corpus
 from bench.campaign import percentile
-from bench.measure import ContenderError, proc_cpu_seconds, run_measured
+from bench.measure import ContenderError, proc_tree_cpu_seconds, run_measured
 from bench.outbox import describe_machine, load_average
 from bench.postroom_run import PROJECT_DIR, BenchError, _database
 from bench.sink import free_port
@@ -214,10 +214,10 @@ def run_phase(
         "--batch-size", str(BATCH_SIZE), "--first-index", str(first_index),
     ]  # fmt: skip
     stored_before = message_count()
-    server_cpu = proc_cpu_seconds(server.pid)
+    server_cpu = proc_tree_cpu_seconds(server.pid)
     try:
         finished = run_measured(argv, cwd=PROJECT_DIR)
-        phase.server_cpu_seconds = proc_cpu_seconds(server.pid) - server_cpu
+        phase.server_cpu_seconds = proc_tree_cpu_seconds(server.pid) - server_cpu
         result = finished.result()
     except ContenderError as error:
         phase.error = str(error)

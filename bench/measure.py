@@ -29,6 +29,13 @@ def proc_cpu_seconds(pid: int) -> float:
     return (utime + stime) / _CLOCK_TICKS
 
 
+def proc_tree_cpu_seconds(pid: int) -> float:
+    """`proc_cpu_seconds` of a running process and of its running children, theirs included
+    (`postroom run` runs its worker as a child)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return proc_cpu_seconds(pid) + sum(proc_tree_cpu_seconds(int(child)) for child in children)
+
+
 def proc_memory_mb(pid: int, field: str) -> float:
     """A memory line of /proc/PID/status in MB: VmHWM (peak RSS) or VmRSS (now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

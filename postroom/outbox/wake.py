@@ -1,7 +1,7 @@
 """Wake the worker when a message is queued, so a person's email leaves within a second.
 
 Polling would trade latency for load; instead an enqueue pokes the worker
-(postroom.queue.wake): in the same process (`postroom run`) through a registered callback;
+(postroom.queue.wake): in the same process (the worker's jobs) through a registered callback;
 on PostgreSQL with NOTIFY on the `postroom_outbox` channel, which every worker on every host
 LISTENs to; on SQLite with a datagram to the worker's socket in the data directory (SQLite
 means one host, one worker process). The worker still wakes on its own at the next due time,

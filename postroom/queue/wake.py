@@ -3,8 +3,8 @@
 A loop sleeps until its next due row (`seconds_until`), at most a few seconds, and wakes at
 once when poked. A poke is only a hint: a lost one costs latency, never work, because the
 loop looks at its table on its own anyway. Pokes come
-- from this process, through a `WakeRegistry` of callbacks (`postroom run` serves pages and
-  runs the loops in one process);
+- from this process, through a `WakeRegistry` of callbacks (the worker's own jobs queue
+  messages, a campaign's expansion among them);
 - from other processes, through a `WakeChannel`: on PostgreSQL a NOTIFY on the channel, which
   every loop on every host LISTENs to (delivered at commit, so a loop never wakes before the
   row is visible); on SQLite a datagram to a socket in the data directory (SQLite means one

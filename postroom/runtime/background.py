@@ -1,6 +1,6 @@
 """The background work of a Postroom process: the outbox worker and its companions.
 
-`postroom worker` runs this on its own; `postroom run` runs it in a thread beside the web server.
+`postroom worker` runs this (and `postroom run` starts a `postroom worker` beside its web server).
 The companions (the webhook dispatcher, the report scheduler, the pause alerts, the bounce
 mailbox's poller) are started here, not by the outbox, so that the outbox knows nothing of what
 is fed by its events; and the job runner learns here which kinds of job there are (CSV and

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,49 @@ def test_a_taken_port_is_refused_saying_which_setting_to_change(data_dir: Path, 
     assert result.returncode != 0
     assert f"set {taken}" in said
     assert "needs its own POSTROOM_HTTP_PORT, POSTROOM_CAPTURE_PORT and POSTROOM_SMTPD_PORT" in said
+
+
+def test_the_worker_delivers_from_its_own_process_and_ends_when_run_is_killed(
+    running_postroom: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    process, env = running_postroom
+    read_until(process, r"Press Ctrl\+C")
+    (worker,) = _children(process.pid)
+    assert "worker" in Path(f"/proc/{worker}/cmdline").read_text()
+
+    sent = postroom_command(
+        env, "send", "--from", "erp@acme.example", "--to", "bob@example.org",
+        "--subject", "From the worker's process", "--body", "Hello",
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    database = Path(env["POSTROOM_DATA_DIR"]) / "postroom.sqlite3"
+    for _ in range(100):
+        with closing(sqlite3.connect(database)) as read:
+            subjects = [row[0] for row in read.execute("SELECT subject FROM inbox_capturedmessage")]
+        if subjects:
+            break
+        time.sleep(0.2)
+    assert subjects == ["From the worker's process"], "the worker delivered nothing"
+
+    process.kill()
+    process.wait()
+    for _ in range(300):
+        if not _is_running(worker):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the worker kept running after postroom run was killed")
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _is_running(pid: int) -> bool:
+    """Whether `pid` runs: a process that ended but whose new parent has not reaped it yet
+    (a zombie) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"

@@ -1,17 +1,19 @@
 """`postroom run`: everything a local install needs, in one command.
 
 Migrates the database, refuses to start when the stored secrets cannot be decrypted,
-creates the first administrator (printing a one-time password), then runs four things in
-one process: the sandbox capture (an SMTP server on loopback), the SMTP listener for
-applications (unless POSTROOM_SMTPD_PORT is 0), the outbox worker (each on its own thread and
-event loop) and the web server (this thread).
+creates the first administrator (printing a one-time password), then runs the sandbox
+capture (an SMTP server on loopback) and the SMTP listener for applications (unless
+POSTROOM_SMTPD_PORT is 0), each on its own thread and event loop, the web server (this
+thread), and `postroom worker` as a child process: the worker's CPU then runs on another
+core than the web's, instead of sharing this process's one interpreter with it (on SQLite
+the two take turns writing: postroom/core/sqlite).
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
+import subprocess
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -21,10 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from postroom.accounts.services import user_ensure_first_admin
 from postroom.company.services import company_verify_secrets
 from postroom.core.errors import ConfigurationError, SecretKeyError
-from postroom.core.event_loops import event_loop_new
 from postroom.inbox.server import CaptureServer
-from postroom.outbox.worker import WorkerOptions, default_worker_name
-from postroom.runtime.background import run_background
 from postroom.smtpd.server import SmtpListener
 
 
@@ -69,7 +68,7 @@ class Command(BaseCommand):
             except ConfigurationError as error:
                 capture.stop()
                 raise CommandError(error.message) from None
-        worker = None if no_worker else _WorkerThread()
+        worker = None if no_worker else _WorkerProcess()
         if worker:
             worker.start()
 
@@ -144,30 +143,26 @@ def _http_port_check(host: str, port: int) -> None:
         ) from None
 
 
-class _WorkerThread(threading.Thread):
-    """The outbox worker on its own event loop, so the web server's threads never block it."""
+class _WorkerProcess:
+    """`postroom worker --with-parent`, its standard input a pipe this process holds: when
+    this process ends, however it ends (even killed), the pipe closes and the worker stops as
+    on SIGTERM, finishing what it has in flight."""
 
     def __init__(self) -> None:
-        super().__init__(name="postroom-worker", daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
 
-    def run(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop_event = asyncio.Event()
-            self._ready.set()
-            options = WorkerOptions(
-                name=default_worker_name(), batch_size=settings.POSTROOM_WORKER_BATCH
-            )
-            await run_background(options, stop=self._stop_event)
-
-        with asyncio.Runner(loop_factory=event_loop_new) as runner:
-            runner.run(main())
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "postroom", "worker", "--with-parent"], stdin=subprocess.PIPE
+        )
 
     def stop(self) -> None:
-        self._ready.wait(timeout=5)
-        if self._loop is not None and self._stop_event is not None:
-            self._loop.call_soon_threadsafe(self._stop_event.set)
-        self.join(timeout=30)
+        if self._process is None:
+            return
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()

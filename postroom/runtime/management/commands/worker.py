@@ -1,10 +1,12 @@
 """`postroom worker`: deliver the outbox and its webhook events. Stops gracefully on SIGTERM
-or SIGINT."""
+or SIGINT, and with --with-parent when its standard input closes."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -34,8 +36,22 @@ class Command(BaseCommand):
             default=settings.POSTROOM_WORKER_BATCH,
             help="messages claimed at once (POSTROOM_WORKER_BATCH)",
         )
+        parser.add_argument(
+            "--with-parent",
+            action="store_true",
+            help="stop when standard input closes: `postroom run` starts its worker so, with a "
+            "pipe it holds, and the worker stops when it ends, even killed",
+        )
 
-    def handle(self, *args: Any, name: str, concurrency: int, batch: int, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        name: str,
+        concurrency: int,
+        batch: int,
+        with_parent: bool,
+        **options: Any,
+    ) -> None:
         try:
             company_verify_secrets()
         except SecretKeyError as error:
@@ -47,9 +63,17 @@ class Command(BaseCommand):
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
+            if with_parent:
+                loop.add_reader(sys.stdin.fileno(), _stop_at_end_of_input, stop)
             await run_background(worker_options, stop=stop)
 
         self.stdout.write(f"Worker {name} started.")
         with asyncio.Runner(loop_factory=event_loop_new) as runner:
             runner.run(main())
         self.stdout.write(f"Worker {name} stopped.")
+
+
+def _stop_at_end_of_input(stop: asyncio.Event) -> None:
+    if not os.read(sys.stdin.fileno(), 4096):
+        asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
+        stop.set()
