@@ -11,11 +11,10 @@ storing at the same moment (group commit): the API's single sends, 8 clients at 
 take one write transaction and one fsync per group instead of one each. Each message is
 still answered only after its commit.
 
-The group commit and the API's other write of every request (its rate-limit count) take
-turns on WRITE_TURN: the threads of one process wait on that lock rather than on SQLite's
-busy handler, which sleeps 1, 2, 5, 10... ms between its tries, and while it slept the
-others took the database again: with 8 clients the slowest answers took 200-350 ms; with
-the turn, 50 ms (docs/performance.md).
+The group is whatever waits while the previous group commits: the threads of a process
+take turns on WRITE_TURN to store, and the one whose turn comes stores all that waits. (On
+SQLite every writer of every process also waits in line for the database's write lock,
+postroom/core/sqlite.)
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from postroom.outbox.enqueue import (
 )
 from postroom.outbox.models import Message
 
-# One write transaction at a time among this process's API requests (see above).
+# One group commit at a time among this process's API requests (see above).
 WRITE_TURN = threading.Lock()
 
 

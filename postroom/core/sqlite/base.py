@@ -6,23 +6,26 @@ again at once takes the lock back before the sleepers wake. Under the SMTP liste
 stream of commits the worker recording deliveries and a person's email being queued then
 waited their turn for seconds.
 
-So every transaction (`transaction.atomic`, which begins IMMEDIATE on SQLite) first takes an
-exclusive `flock` on a file beside the database, and lets it go when it commits or rolls
-back. A writer waiting for a `flock` sleeps in the kernel and wakes the moment the lock is
-let go, so writers of all processes (the web, the worker, the listener) and all threads
-(each has its own connection and its own open file) take turns instead of racing. The wait
-has no time limit, as a PostgreSQL transaction waits for a row lock: a transaction holds the
-turn only as long as it holds SQLite's write lock. Statements outside a transaction do not
-take the turn; for them SQLite's busy handler and its timeout remain.
+So every transaction (`transaction.atomic`, which begins IMMEDIATE on SQLite) first takes
+the turn, `flock`s on files beside the database (turn.py), and lets it go when it commits or
+rolls back. A writer waiting for a `flock` sleeps in the kernel and wakes when the lock is
+let go, and one that let it go cannot take it back past one that waited: so writers of all
+processes (the web, the worker, the listener) and all threads (each has its own connection
+and its own open files) take turns instead of racing. The wait has no time limit, as a
+PostgreSQL transaction waits for a row lock: a transaction holds the turn only as long as it
+holds SQLite's write lock. A statement outside a transaction that writes (an API key's rate
+count: an UPDATE on its own) takes the turn for itself, through a Django execute wrapper;
+reads take none (WAL lets them run beside the writer).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
+from collections.abc import Callable
 from typing import Any
 
 from django.db.backends.sqlite3 import base
+
+from postroom.core.sqlite.turn import WriteTurn
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -31,14 +34,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._turn_file: int | None = None
-        self._has_turn = False
+        self._turn: WriteTurn | None = None  # none for a database in memory
+        self.execute_wrappers.append(self._write_in_turn)
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         connection = super().get_new_connection(conn_params)
-        if self._turn_file is None and not self.is_in_memory_db():
-            path = f"{self.settings_dict['NAME']}-turn"
-            self._turn_file = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if self._turn is None and not self.is_in_memory_db():
+            self._turn = WriteTurn(str(self.settings_dict["NAME"]))
         return connection
 
     def _start_transaction_under_autocommit(self) -> None:
@@ -63,17 +65,31 @@ class DatabaseWrapper(base.DatabaseWrapper):
         try:
             super()._close()  # type: ignore[misc]
         finally:
-            self._turn_leave()
-            if self._turn_file is not None:
-                os.close(self._turn_file)
-                self._turn_file = None
+            if self._turn is not None:
+                self._turn.close()
+                self._turn = None
+
+    def _write_in_turn(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        """Run a statement outside a transaction, if it may write, in its turn."""
+        if (
+            self._turn is None
+            or self._turn.is_held
+            or self.connection.in_transaction
+            or sql.startswith("SELECT")
+        ):
+            return execute(sql, params, many, context)
+        self._turn.take()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self._turn.leave()
 
     def _turn_take(self) -> None:
-        if self._turn_file is not None and not self._has_turn:
-            fcntl.flock(self._turn_file, fcntl.LOCK_EX)
-            self._has_turn = True
+        if self._turn is not None:
+            self._turn.take()
 
     def _turn_leave(self) -> None:
-        if self._has_turn and self._turn_file is not None:
-            self._has_turn = False
-            fcntl.flock(self._turn_file, fcntl.LOCK_UN)
+        if self._turn is not None:
+            self._turn.leave()
