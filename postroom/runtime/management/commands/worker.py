@@ -39,8 +39,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--with-parent",
             action="store_true",
-            help="stop when standard input closes: `postroom run` starts its worker so, with a "
-            "pipe it holds, and the worker stops when it ends, even killed",
+            help="stop also when standard input closes (postroom run starts its worker so, on a "
+            "pipe it holds: the worker then stops when postroom run ends, even killed)",
         )
 
     def handle(
