@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from tests.browser.site import (
     open_administration,
     shown,
 )
+from tests.support.smtpd import closed_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -150,22 +151,28 @@ def _fits_the_width(page: Page) -> None:
     assert overflow <= 0, f"{page.url} is {overflow}px wider than the screen"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def nothing_listens() -> Iterator[int]:
+    """A port held closed for the whole test: one only found free could be another test's
+    server by the time the check connects (seen once: "Connected to 127.0.0.1")."""
+    with closed_port() as port:
+        yield port
 
 
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
 def test_the_smtp_pages_fit_a_laptop_and_a_phone_screen(
-    open_page: PageOpener, admin_user: User, viewport: ViewportSize, tmp_path: Path
+    open_page: PageOpener,
+    admin_user: User,
+    viewport: ViewportSize,
+    tmp_path: Path,
+    nothing_listens: int,
 ) -> None:
     size = "laptop" if viewport == LAPTOP else "phone"
     page = open_page(viewport=viewport)
     log_in(page, username=admin_user.username, password=PASSWORD)
     page.goto("/company/smtp/edit/")
     page.get_by_label("SMTP Server Address").fill("127.0.0.1")
-    page.get_by_label("SMTP Communication Port").fill(str(_closed_port()))
+    page.get_by_label("SMTP Communication Port").fill(str(nothing_listens))
     page.get_by_label("SMTP Authentication Login").fill(
         "a.very.long.mailbox.name@subsidiary.example.com"
     )
