@@ -32,8 +32,17 @@ def proc_cpu_seconds(pid: int) -> float:
 def proc_tree_cpu_seconds(pid: int) -> float:
     """`proc_cpu_seconds` of a running process and of its running children, theirs included
     (`postroom run` runs its worker as a child)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return proc_cpu_seconds(pid) + sum(proc_tree_cpu_seconds(int(child)) for child in children)
+    children = [  # each thread has its list of the children it started
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in _children(task)
+    ]
+    return proc_cpu_seconds(pid) + sum(proc_tree_cpu_seconds(child) for child in children)
+
+
+def _children(task: Path) -> list[str]:
+    try:
+        return (task / "children").read_text().split()
+    except FileNotFoundError:
+        return []  # the thread ended while we looked
 
 
 def proc_memory_mb(pid: int, field: str) -> float:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -22,6 +25,8 @@ from tests.core.processes import (
     postroom_shell,
     read_until,
 )
+
+T = TypeVar("T")
 
 
 def _store_smtp_password(env: dict[str, str], password: str) -> None:
@@ -160,40 +165,64 @@ def test_a_taken_port_is_refused_saying_which_setting_to_change(data_dir: Path, 
     assert "needs its own POSTROOM_HTTP_PORT, POSTROOM_CAPTURE_PORT and POSTROOM_SMTPD_PORT" in said
 
 
-def test_the_worker_delivers_from_its_own_process_and_ends_when_run_is_killed(
+def test_the_worker_delivers_from_its_own_process_comes_back_and_ends_with_run(
     running_postroom: tuple[subprocess.Popen[str], dict[str, str]],
 ) -> None:
     process, env = running_postroom
     read_until(process, r"Press Ctrl\+C")
     (worker,) = _children(process.pid)
     assert "worker" in Path(f"/proc/{worker}/cmdline").read_text()
+    _send(env, "From the worker's process")
+    assert _delivered(env) == ["From the worker's process"]
 
-    sent = postroom_command(
-        env, "send", "--from", "erp@acme.example", "--to", "bob@example.org",
-        "--subject", "From the worker's process", "--body", "Hello",
-    )  # fmt: skip
-    assert sent.returncode == 0, sent.stderr
-    database = Path(env["POSTROOM_DATA_DIR"]) / "postroom.sqlite3"
-    for _ in range(100):
-        with closing(sqlite3.connect(database)) as read:
-            subjects = [row[0] for row in read.execute("SELECT subject FROM inbox_capturedmessage")]
-        if subjects:
-            break
-        time.sleep(0.2)
-    assert subjects == ["From the worker's process"], "the worker delivered nothing"
+    os.kill(worker, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    read_until(process, rf"The outbox worker \(pid {worker}\) ended")
+    (worker,) = _wait_for(lambda: [pid for pid in _children(process.pid) if pid != worker])
+    _send(env, "From the worker started again")
+    assert _delivered(env, count=2)[1] == "From the worker started again"
 
     process.kill()
     process.wait()
+    _wait_for(lambda: not _is_running(worker), "the worker kept running after postroom run")
+
+
+def _send(env: dict[str, str], subject: str) -> None:
+    sent = postroom_command(
+        env, "send", "--from", "erp@acme.example", "--to", "bob@example.org",
+        "--subject", subject, "--body", "Hello",
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+
+
+def _delivered(env: dict[str, str], count: int = 1) -> list[str]:
+    """The subjects in the Sandbox capture, once it holds `count` messages."""
+    database = Path(env["POSTROOM_DATA_DIR"]) / "postroom.sqlite3"
+
+    def subjects() -> list[str]:
+        with contextlib.closing(sqlite3.connect(database)) as read:
+            query = "SELECT subject FROM inbox_capturedmessage ORDER BY id"
+            found = [row[0] for row in read.execute(query)]
+        return found if len(found) >= count else []
+
+    return _wait_for(subjects, "the worker delivered nothing")
+
+
+def _wait_for(probe: Callable[[], T], failure: str = "it never came") -> T:
+    """`probe`'s first true answer, asked every 0.1 s for 30 s."""
     for _ in range(300):
-        if not _is_running(worker):
-            break
+        if answer := probe():
+            return answer
         time.sleep(0.1)
-    else:
-        raise AssertionError("the worker kept running after postroom run was killed")
+    raise AssertionError(failure)
 
 
 def _children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    """The child processes of `pid`, started by any of its threads (each has its list)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # the thread ended while we looked
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
 
 
 def _is_running(pid: int) -> bool:

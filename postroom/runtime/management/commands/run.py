@@ -11,9 +11,11 @@ the two take turns writing: postroom/core/sqlite).
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +27,13 @@ from postroom.company.services import company_verify_secrets
 from postroom.core.errors import ConfigurationError, SecretKeyError
 from postroom.inbox.server import CaptureServer
 from postroom.smtpd.server import SmtpListener
+
+logger = logging.getLogger(__name__)
+
+# How long after the worker process ended unasked (killed, out of memory) another starts: soon
+# enough that mail hardly waits, slow enough that a worker failing at start fills the log
+# with a line every few seconds, not a torrent.
+WORKER_RESTART_SECONDS = 3
 
 
 class Command(BaseCommand):
@@ -146,23 +155,58 @@ def _http_port_check(host: str, port: int) -> None:
 class _WorkerProcess:
     """`postroom worker --with-parent`, its standard input a pipe this process holds: when
     this process ends, however it ends (even killed), the pipe closes and the worker stops as
-    on SIGTERM, finishing what it has in flight."""
+    on SIGTERM, finishing what it has in flight. A worker that ends unasked is started again
+    (WORKER_RESTART_SECONDS later), as systemd restarts `postroom-worker.service`."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "postroom", "worker", "--with-parent"], stdin=subprocess.PIPE
+        self._lock = threading.Lock()  # between a restart and stop()
+        self._is_stopping = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, name="postroom-worker-watch", daemon=True
         )
 
+    def start(self) -> None:
+        self._process = _worker_start()
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        process = self._process
+        assert process is not None
+        while True:
+            returncode = process.wait()
+            if self._is_stopping.is_set():
+                return
+            logger.error(
+                "The outbox worker (pid %d) ended with exit code %d; starting another in %d s.",
+                process.pid,
+                returncode,
+                WORKER_RESTART_SECONDS,
+            )
+            if self._is_stopping.wait(WORKER_RESTART_SECONDS):
+                return
+            with self._lock:
+                if self._is_stopping.is_set():
+                    return
+                process = self._process = _worker_start()
+
     def stop(self) -> None:
-        if self._process is None:
+        with self._lock:
+            self._is_stopping.set()
+            process = self._process
+        if process is None:
             return
-        assert self._process.stdin is not None
-        self._process.stdin.close()
+        assert process.stdin is not None
+        process.stdin.close()
         try:
-            self._process.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            process.kill()
+            process.wait()
+        self._watcher.join()
+
+
+def _worker_start() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "postroom", "worker", "--with-parent"], stdin=subprocess.PIPE
+    )
