@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from bench.campaign import percentile
-from bench.measure import proc_cpu_seconds
+from bench.measure import proc_tree_cpu_seconds
 from bench.outbox import describe_machine
 from bench.postroom_run import PROJECT_DIR, _database
 from bench.sink import SmtpSink, free_port, postfix_tool
@@ -140,12 +140,6 @@ def listener(data_dir: Path, port: int, plain_port: int, processes: int) -> subp
     return process
 
 
-def listener_cpu_seconds(process: subprocess.Popen[bytes]) -> float:
-    """The listener's CPU seconds, with the processes `--processes` started beside it."""
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    return sum(proc_cpu_seconds(pid) for pid in [process.pid, *map(int, children)])
-
-
 class PersonProbe(threading.Thread):
     """Queue a person's email every half second; time each until the worker sent it."""
 
@@ -237,17 +231,17 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = sink.cpu_seconds()
                 seconds = smtp_source(sink.port, n)
                 rows.append(("smtp-source -> smtp-sink", seconds, n, sink.cpu_seconds() - cpu))
-                before, cpu = message_count(), listener_cpu_seconds(process)
+                before, cpu = message_count(), proc_tree_cpu_seconds(process.pid)
                 seconds = smtp_source(plain_port, n)
                 stored = message_count() - before
                 rows.append(("smtp-source -> listener (plain)", seconds, stored,
-                             listener_cpu_seconds(process) - cpu))  # fmt: skip
-                before, cpu = message_count(), listener_cpu_seconds(process)
+                             proc_tree_cpu_seconds(process.pid) - cpu))  # fmt: skip
+                before, cpu = message_count(), proc_tree_cpu_seconds(process.pid)
                 seconds, accepted = asyncio.run(tls_auth_clients(port, password, n))
                 stored = message_count() - before
                 assert stored == accepted, f"{accepted} answered 250, {stored} stored"
                 rows.append(("aiosmtplib -> listener (STARTTLS+AUTH)", seconds, stored,
-                             listener_cpu_seconds(process) - cpu))  # fmt: skip
+                             proc_tree_cpu_seconds(process.pid) - cpu))  # fmt: skip
                 busy = with_worker(sink, port, password, n)
         finally:
             process.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -97,3 +98,22 @@ def postroom_running(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid`, started by any of its threads (each has its list)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # the thread ended while we looked
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """Whether `pid` runs: a process that ended but whose new parent has not reaped it yet
+    (a zombie) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"

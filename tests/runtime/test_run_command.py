@@ -11,22 +11,22 @@ import sqlite3
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from tests.core.processes import (
     POSTROOM,
+    children,
+    is_running,
     postroom_command,
     postroom_env,
     postroom_running,
     postroom_shell,
     read_until,
 )
-
-T = TypeVar("T")
+from tests.outbox.worker_harness import wait_until
 
 
 def _store_smtp_password(env: dict[str, str], password: str) -> None:
@@ -170,20 +170,21 @@ def test_the_worker_delivers_from_its_own_process_comes_back_and_ends_with_run(
 ) -> None:
     process, env = running_postroom
     read_until(process, r"Press Ctrl\+C")
-    (worker,) = _children(process.pid)
+    (worker,) = children(process.pid)
     assert "worker" in Path(f"/proc/{worker}/cmdline").read_text()
     _send(env, "From the worker's process")
     assert _delivered(env) == ["From the worker's process"]
 
     os.kill(worker, signal.SIGKILL)  # as the kernel's out-of-memory killer would
     read_until(process, rf"The outbox worker \(pid {worker}\) ended")
-    (worker,) = _wait_for(lambda: [pid for pid in _children(process.pid) if pid != worker])
+    wait_until(lambda: children(process.pid) not in ([], [worker]), timeout=30, what="a worker")
+    (worker,) = children(process.pid)
     _send(env, "From the worker started again")
     assert _delivered(env, count=2)[1] == "From the worker started again"
 
     process.kill()
     process.wait()
-    _wait_for(lambda: not _is_running(worker), "the worker kept running after postroom run")
+    wait_until(lambda: not is_running(worker), timeout=30, what="the worker to end with run")
 
 
 def _send(env: dict[str, str], subject: str) -> None:
@@ -201,35 +202,7 @@ def _delivered(env: dict[str, str], count: int = 1) -> list[str]:
     def subjects() -> list[str]:
         with contextlib.closing(sqlite3.connect(database)) as read:
             query = "SELECT subject FROM inbox_capturedmessage ORDER BY id"
-            found = [row[0] for row in read.execute(query)]
-        return found if len(found) >= count else []
+            return [row[0] for row in read.execute(query)]
 
-    return _wait_for(subjects, "the worker delivered nothing")
-
-
-def _wait_for(probe: Callable[[], T], failure: str = "it never came") -> T:
-    """`probe`'s first true answer, asked every 0.1 s for 30 s."""
-    for _ in range(300):
-        if answer := probe():
-            return answer
-        time.sleep(0.1)
-    raise AssertionError(failure)
-
-
-def _children(pid: int) -> list[int]:
-    """The child processes of `pid`, started by any of its threads (each has its list)."""
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):  # the thread ended while we looked
-            children += [int(child) for child in (task / "children").read_text().split()]
-    return children
-
-
-def _is_running(pid: int) -> bool:
-    """Whether `pid` runs: a process that ended but whose new parent has not reaped it yet
-    (a zombie) does not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
+    wait_until(lambda: len(subjects()) >= count, timeout=30, what="the worker to deliver")
+    return subjects()

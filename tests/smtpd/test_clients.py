@@ -4,7 +4,6 @@ smtp-source on the plain-text port from a listed network, and back-pressure."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import smtplib
@@ -19,6 +18,7 @@ from django.test import override_settings
 from postroom.outbox.models import Message
 from postroom.smtpd.server import SmtpListener
 from postroom.smtpd.services import CredentialSettings, credential_create
+from tests.core.processes import children, is_running
 from tests.outbox.worker_harness import wait_until, worker_process_env
 from tests.smtpd.conftest import HOST, Credentials, message, submission, swaks
 
@@ -165,10 +165,10 @@ def test_several_listener_processes_share_the_port_and_stop_together(
     try:
         assert process.stdout is not None
         assert "(3 processes)" in process.stdout.readline()
-        children = _children(process.pid)
-        assert len(children) == 2
+        listeners = children(process.pid)
+        assert len(listeners) == 2
         wait_until(
-            lambda: all(_listens(port, child) for child in children),
+            lambda: all(_listens(port, child) for child in listeners),
             timeout=30,  # each starts Django: seconds on a loaded machine
             what="the other two processes to listen on the same port",
         )
@@ -191,11 +191,7 @@ def test_several_listener_processes_share_the_port_and_stop_together(
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
-    assert all(not _alive(child) for child in children)
-
-
-def _children(pid: int) -> list[int]:
-    return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    assert all(not is_running(child) for child in listeners)
 
 
 def _listens(port: int, pid: int) -> bool:
@@ -204,11 +200,3 @@ def _listens(port: int, pid: int) -> bool:
         ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True
     )
     return f"pid={pid}," in done.stdout
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
